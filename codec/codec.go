@@ -1,0 +1,170 @@
+// Package codec decodes and encodes picture registrations, the JSON records on
+// the picture topic, and validates them strictly.
+//
+// A valid record looks like
+//
+//	{"picture_id": "000000243626", "weight": 1778}
+//
+// picture_id is a non-empty string of at most MaxPictureIDLen bytes of
+// printable UTF-8; weight is an integer number of grams in [1, MaxWeightGrams].
+// Unknown extra fields are tolerated so that producers can add fields without
+// breaking picstats. Decode never panics: every input either yields a
+// Registration or an *Error that names the Reason.
+package codec
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Limits of a valid registration.
+const (
+	// MaxPictureIDLen bounds picture_id in bytes; the skeleton's ids are 12.
+	MaxPictureIDLen = 128
+	// MaxWeightGrams is one tonne: far above any picture, low enough that a
+	// sum of weights cannot overflow int64 before 9·10^12 registrations.
+	MaxWeightGrams = 1_000_000
+)
+
+// Registration is one picture registration.
+type Registration struct {
+	PictureID string `json:"picture_id"`
+	Weight    int64  `json:"weight"` // grams
+}
+
+// Reason says why a record was rejected. Reasons are stable identifiers:
+// they are keys of the rejected statistic and appear on picture.rejected.
+type Reason string
+
+// The reasons a record can be rejected for.
+const (
+	ReasonEmpty            Reason = "empty_value"
+	ReasonMalformedJSON    Reason = "malformed_json"
+	ReasonMissingPictureID Reason = "missing_picture_id"
+	ReasonInvalidPictureID Reason = "invalid_picture_id"
+	ReasonMissingWeight    Reason = "missing_weight"
+	ReasonInvalidWeight    Reason = "invalid_weight"
+	ReasonWeightOutOfRange Reason = "weight_out_of_range"
+)
+
+// Reasons lists every Reason, for documentation and tests.
+var Reasons = []Reason{
+	ReasonEmpty, ReasonMalformedJSON, ReasonMissingPictureID, ReasonInvalidPictureID,
+	ReasonMissingWeight, ReasonInvalidWeight, ReasonWeightOutOfRange,
+}
+
+// Error is the error Decode returns for a record it rejects.
+type Error struct {
+	Reason Reason
+	Detail string
+}
+
+func (e *Error) Error() string { return string(e.Reason) + ": " + e.Detail }
+
+func reject(r Reason, format string, args ...any) error {
+	return &Error{Reason: r, Detail: fmt.Sprintf(format, args...)}
+}
+
+// ReasonOf returns the Reason of an error returned by Decode.
+func ReasonOf(err error) (Reason, bool) {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Reason, true
+	}
+	return "", false
+}
+
+// Decode parses and validates one record value.
+func Decode(data []byte) (Registration, error) {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return Registration{}, reject(ReasonEmpty, "record value is empty")
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return Registration{}, reject(ReasonMalformedJSON, "value is not a JSON object: %v", err)
+	}
+	if raw == nil { // the literal null
+		return Registration{}, reject(ReasonMalformedJSON, "value is null, want a JSON object")
+	}
+	id, err := pictureID(raw["picture_id"])
+	if err != nil {
+		return Registration{}, err
+	}
+	w, err := weight(raw["weight"])
+	if err != nil {
+		return Registration{}, err
+	}
+	return Registration{PictureID: id, Weight: w}, nil
+}
+
+func pictureID(raw json.RawMessage) (string, error) {
+	if raw == nil || string(raw) == "null" {
+		return "", reject(ReasonMissingPictureID, "picture_id is missing or null")
+	}
+	if !utf8.Valid(raw) { // json.Unmarshal would silently replace bad bytes
+		return "", reject(ReasonInvalidPictureID, "picture_id is not valid UTF-8")
+	}
+	var id string
+	if err := json.Unmarshal(raw, &id); err != nil {
+		return "", reject(ReasonInvalidPictureID, "picture_id must be a string, got %s", abbreviate(raw))
+	}
+	switch {
+	case id == "":
+		return "", reject(ReasonInvalidPictureID, "picture_id is empty")
+	case len(id) > MaxPictureIDLen:
+		return "", reject(ReasonInvalidPictureID, "picture_id is %d bytes, at most %d allowed", len(id), MaxPictureIDLen)
+	}
+	for _, r := range id {
+		if !unicode.IsPrint(r) {
+			return "", reject(ReasonInvalidPictureID, "picture_id contains the non-printable character %U", r)
+		}
+	}
+	return id, nil
+}
+
+func weight(raw json.RawMessage) (int64, error) {
+	if raw == nil || string(raw) == "null" {
+		return 0, reject(ReasonMissingWeight, "weight is missing or null")
+	}
+	var n json.Number
+	// json.Number also accepts a quoted number: a string is the wrong type here.
+	if raw[0] == '"' || json.Unmarshal(raw, &n) != nil {
+		return 0, reject(ReasonInvalidWeight, "weight must be a number of grams, got %s", abbreviate(raw))
+	}
+	w, err := strconv.ParseInt(n.String(), 10, 64)
+	if err != nil {
+		var numErr *strconv.NumError
+		if errors.As(err, &numErr) && errors.Is(numErr.Err, strconv.ErrRange) {
+			return 0, reject(ReasonWeightOutOfRange, "weight %s is outside [1, %d] grams", abbreviate(raw), MaxWeightGrams)
+		}
+		return 0, reject(ReasonInvalidWeight, "weight must be an integer number of grams, got %s", abbreviate(raw))
+	}
+	if w < 1 || w > MaxWeightGrams {
+		return 0, reject(ReasonWeightOutOfRange, "weight %d is outside [1, %d] grams", w, MaxWeightGrams)
+	}
+	return w, nil
+}
+
+// abbreviate keeps error details short however long the offending value is.
+func abbreviate(raw json.RawMessage) string {
+	const max = 40
+	if len(raw) <= max {
+		return string(raw)
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(raw[cut]) {
+		cut--
+	}
+	return string(raw[:cut]) + "…"
+}
+
+// Encode renders a registration as the JSON value the datafeed produces.
+func Encode(r Registration) []byte {
+	b, _ := json.Marshal(r) // a struct of a string and an int cannot fail
+	return b
+}
