@@ -1,0 +1,37 @@
+package stats
+
+func init() {
+	Register(Kind{
+		Name:        "count",
+		Description: "Total number of valid registrations so far.",
+		Version:     1,
+		New:         func() Stat { return new(Count) },
+	})
+}
+
+// Count counts valid registrations.
+type Count struct{ N int64 }
+
+var _ Stat = (*Count)(nil)
+
+func (c *Count) Add(r Record) {
+	if r.Valid() {
+		c.N++
+	}
+}
+
+func (c *Count) Merge(other Stat) { c.N += other.(*Count).N }
+
+func (c *Count) Result() any {
+	return struct {
+		Registrations int64 `json:"registrations"`
+	}{c.N}
+}
+
+func (c *Count) MarshalBinary() ([]byte, error) { return appendVarint(nil, c.N), nil }
+
+func (c *Count) UnmarshalBinary(b []byte) error {
+	r := reader{b: b}
+	c.N = r.varint("count")
+	return r.done()
+}
