@@ -1,0 +1,183 @@
+// Package cluster connects picstats to Kafka: the names of its topics, the
+// client configuration that works with both Apache Kafka and the embedded
+// kfake broker, creation of the topics picstats owns, and the embedded broker
+// itself.
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/storage"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Names are the Kafka names picstats uses. A prefix lets several independent
+// pipelines (or tests) share one cluster.
+type Names struct {
+	Group    goka.Group  // the processor's consumer group; its table is Group+"-table"
+	Pictures goka.Stream // input: registrations
+	Stats    goka.Stream // output: one JSON value per statistic, key = statistic name
+	Rejected goka.Stream // output: rejected records with the reason
+}
+
+// DefaultNames returns the names of the original assignment and the design,
+// each prefixed with prefix.
+func DefaultNames(prefix string) Names {
+	return Names{
+		Group:    goka.Group(prefix + "picstats"),
+		Pictures: goka.Stream(prefix + "picture"),
+		Stats:    goka.Stream(prefix + "stats"),
+		Rejected: goka.Stream(prefix + "picture.rejected"),
+	}
+}
+
+// Table is the group table the processor writes and views read.
+func (n Names) Table() goka.Table { return goka.GroupTable(n.Group) }
+
+// Config says how to reach the cluster and how to create topics on it.
+type Config struct {
+	Brokers     []string
+	Names       Names
+	Partitions  int // of the topics picstats creates; an existing picture topic keeps its own
+	Replication int // replication factor of every topic picstats creates
+	Logger      *slog.Logger
+}
+
+// ParseBrokers splits a comma-separated broker list and checks each entry is
+// host:port.
+func ParseBrokers(s string) ([]string, error) {
+	var brokers []string
+	for _, b := range strings.Split(s, ",") {
+		b = strings.TrimSpace(b)
+		if b == "" {
+			continue
+		}
+		i := strings.LastIndex(b, ":")
+		if i <= 0 || i == len(b)-1 {
+			return nil, fmt.Errorf("broker %q: want host:port", b)
+		}
+		brokers = append(brokers, b)
+	}
+	if len(brokers) == 0 {
+		return nil, errors.New("no broker address given")
+	}
+	return brokers, nil
+}
+
+// Sarama returns the client configuration goka uses.
+func (c Config) Sarama() *sarama.Config {
+	cfg := goka.DefaultConfig()
+	// kfake cannot serve sarama's OffsetFetch v6+ (protocol 2.4 and later);
+	// Apache Kafka 4 accepts 2.1 and later, so 2.3 serves both.
+	cfg.Version = sarama.V2_3_0_0
+	cfg.ClientID = "picstats"
+	// goka starts new groups at the newest offset, which would silently skip
+	// registrations produced before the processor first started.
+	cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
+	// sarama's 100 ms default flush dominated produce-to-view latency.
+	cfg.Producer.Flush.Frequency = 5 * time.Millisecond
+	cfg.Producer.RequiredAcks = sarama.WaitForAll
+	// A SIGTERM during JoinGroup waits for the rebalance timeout.
+	cfg.Consumer.Group.Rebalance.Timeout = 10 * time.Second
+	cfg.Metadata.Retry.Backoff = 100 * time.Millisecond
+	return cfg
+}
+
+func (c Config) topicManager() goka.TopicManagerBuilder {
+	tm := goka.NewTopicManagerConfig()
+	tm.Table.Replication = c.Replication
+	tm.Stream.Replication = c.Replication
+	return goka.TopicManagerBuilderWithConfig(c.Sarama(), tm)
+}
+
+func (c Config) logger() *slog.Logger {
+	if c.Logger == nil {
+		return slog.Default()
+	}
+	return c.Logger
+}
+
+// ProcessorOptions configures a goka processor for this cluster. The group
+// table lives in memory: it holds one small value per statistic and is
+// rebuilt from its compacted changelog at start, so a local disk cache would
+// only add a way to go stale.
+func (c Config) ProcessorOptions() []goka.ProcessorOption {
+	cfg := c.Sarama()
+	return []goka.ProcessorOption{
+		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(cfg)),
+		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(cfg)),
+		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(cfg)),
+		goka.WithTopicManagerBuilder(c.topicManager()),
+		goka.WithStorageBuilder(storage.MemoryBuilder()),
+		goka.WithLogger(gokaLogger{c.logger()}),
+	}
+}
+
+// ViewOptions configures a goka view of the group table for this cluster.
+func (c Config) ViewOptions() []goka.ViewOption {
+	return []goka.ViewOption{
+		goka.WithViewConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(c.Sarama())),
+		goka.WithViewTopicManagerBuilder(c.topicManager()),
+		goka.WithViewStorageBuilder(storage.MemoryBuilder()),
+		goka.WithViewLogger(gokaLogger{c.logger()}),
+		goka.WithViewAutoReconnect(),
+	}
+}
+
+// Client returns a franz-go client for this cluster, used for the datafeed,
+// the tail command and administration.
+func (c Config) Client(opts ...kgo.Opt) (*kgo.Client, error) {
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.Brokers...)}, opts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka client for %v: %w", c.Brokers, err)
+	}
+	return cl, nil
+}
+
+// EnsureTopics creates the topics picstats reads and writes but goka does
+// not create (goka creates only its loop and table topics). Topics that exist
+// already are left as they are, so this is safe to run from every process.
+func EnsureTopics(ctx context.Context, c Config) error {
+	cl, err := c.Client()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	compact := "compact"
+	topics := []struct {
+		name    goka.Stream
+		configs map[string]*string
+	}{
+		{c.Names.Pictures, nil},
+		{c.Names.Stats, map[string]*string{"cleanup.policy": &compact}}, // latest value per statistic
+		{c.Names.Rejected, nil},
+	}
+	for _, t := range topics {
+		resp, err := adm.CreateTopic(ctx, int32(c.Partitions), int16(c.Replication), t.configs, string(t.name))
+		if err == nil {
+			err = resp.Err
+		}
+		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+			return fmt.Errorf("create topic %s on %v: %w", t.name, c.Brokers, err)
+		}
+	}
+	return nil
+}
+
+// gokaLogger sends goka's chatter to slog at debug level; goka reports the
+// errors that matter through the return values of Run.
+type gokaLogger struct{ l *slog.Logger }
+
+func (g gokaLogger) Print(v ...any)                 { g.l.Debug(strings.TrimSpace(fmt.Sprint(v...)), "from", "goka") }
+func (g gokaLogger) Println(v ...any)               { g.Print(v...) }
+func (g gokaLogger) Printf(format string, v ...any) { g.Print(fmt.Sprintf(format, v...)) }

@@ -1,0 +1,154 @@
+package processor
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"testing"
+
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/tester"
+
+	"github.com/picstats/picstats/cluster"
+	"github.com/picstats/picstats/codec"
+	"github.com/picstats/picstats/stats"
+)
+
+// startTester runs the processor's real group graph on goka's in-memory
+// tester.
+func startTester(t *testing.T, kinds []stats.Kind) (*tester.Tester, cluster.Names) {
+	t.Helper()
+	tt := tester.New(t)
+	names := cluster.DefaultNames("")
+	p, err := New(names, kinds, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proc, err := goka.NewProcessor(nil, p.Graph(), goka.WithTester(tt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- proc.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("processor: %v", err)
+		}
+	})
+	return tt, names
+}
+
+// result reads a statistic from the group table as the API would.
+func result(t *testing.T, tt *tester.Tester, names cluster.Names, stat string) string {
+	t.Helper()
+	k, _ := stats.Lookup(stat)
+	s, err := TableValue(k, tt.TableValue(names.Table(), stat))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(s.Result())
+	return string(b)
+}
+
+func TestAggregatesIntoTableAndStatsTopic(t *testing.T) {
+	tt, names := startTester(t, stats.All())
+	statsOut := tt.NewQueueTracker(string(names.Stats))
+
+	inputs := []struct{ key, value string }{
+		{"", `{"picture_id":"000000243626","weight":1778}`},
+		{"000000460347", `{"picture_id":"000000460347","weight":1635}`},
+		{"", `{"picture_id":"000000460347","weight":-3}`},
+		{"", `not json`},
+		{"", `{"picture_id":"000000419312","weight":156}`},
+	}
+	for _, in := range inputs {
+		tt.Consume(string(names.Pictures), in.key, []byte(in.value))
+	}
+
+	for stat, want := range map[string]string{
+		"count":          `{"registrations":3}`,
+		"average_weight": `{"average_weight_grams":1189.6666666666667,"total_weight_grams":3569,"registrations":3}`,
+		"min_weight":     `{"min_weight_grams":156}`,
+		"max_weight":     `{"max_weight_grams":1778}`,
+		"rejected":       `{"rejected":2,"by_reason":{"malformed_json":1,"weight_out_of_range":1}}`,
+	} {
+		if got := result(t, tt, names, stat); got != want {
+			t.Errorf("table %s = %s, want %s", stat, got, want)
+		}
+	}
+
+	// The stats topic's last value per statistic is its current result.
+	last := map[string]string{}
+	for {
+		key, value, ok := statsOut.NextRaw()
+		if !ok {
+			break
+		}
+		last[key] = string(value)
+	}
+	for stat, value := range last {
+		if want := result(t, tt, names, stat); value != want {
+			t.Errorf("stats topic %s = %s, want %s", stat, value, want)
+		}
+	}
+	if len(last) != len(stats.All()) {
+		t.Errorf("stats topic has %d statistics, want %d: %v", len(last), len(stats.All()), last)
+	}
+}
+
+func TestRejectedRecordsAreForwardedWithReason(t *testing.T) {
+	tt, names := startTester(t, stats.All())
+	rejected := tt.NewQueueTracker(string(names.Rejected))
+
+	tt.Consume(string(names.Pictures), "k1", []byte(`{"picture_id":null,"weight":5}`))
+	tt.Consume(string(names.Pictures), "", []byte("\xff\xfe"))
+	tt.Consume(string(names.Pictures), "", []byte(`{"picture_id":"a","weight":5}`))
+
+	want := []struct {
+		reason   codec.Reason
+		value    string
+		valueB64 string
+		key      string
+	}{
+		{codec.ReasonMissingPictureID, `{"picture_id":null,"weight":5}`, "", "k1"},
+		{codec.ReasonMalformedJSON, "", "\xff\xfe", ""},
+	}
+	for i, w := range want {
+		key, value, ok := rejected.NextRaw()
+		if !ok {
+			t.Fatalf("rejected topic has %d records, want %d", i, len(want))
+		}
+		var r Rejection
+		if err := json.Unmarshal(value, &r); err != nil {
+			t.Fatalf("rejected value %s: %v", value, err)
+		}
+		if r.Reason != w.reason || r.Value != w.value || string(r.ValueB64) != w.valueB64 || r.Key != w.key || r.Error == "" {
+			t.Errorf("rejection %d = %+v, want reason %s value %q key %q", i, r, w.reason, w.value, w.key)
+		}
+		if wantKey := RejectionKey(string(names.Pictures), r.Partition, r.Offset); key != wantKey {
+			t.Errorf("rejection key %q, want %q", key, wantKey)
+		}
+	}
+	if _, _, ok := rejected.NextRaw(); ok {
+		t.Error("a valid record was forwarded to the rejected topic")
+	}
+}
+
+func TestOnlyEnabledStatisticsAreKept(t *testing.T) {
+	count, _ := stats.Lookup("count")
+	tt, names := startTester(t, []stats.Kind{count})
+	tt.Consume(string(names.Pictures), "", []byte(`{"picture_id":"a","weight":5}`))
+	if keys := tt.GetTableKeys(names.Table()); len(keys) != 1 || keys[0] != "count" {
+		t.Fatalf("table keys %v, want [count]", keys)
+	}
+}
+
+func TestStateOfAnotherVersionFailsLoudly(t *testing.T) {
+	k, _ := stats.Lookup("count")
+	_, err := TableValue(k, []byte{k.Version + 1, 2})
+	if err == nil {
+		t.Fatal("decoded a table value written by another encoding version")
+	}
+}
