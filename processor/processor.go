@@ -111,7 +111,7 @@ type Rejection struct {
 	Partition int32        `json:"partition"`
 	Offset    int64        `json:"offset"`
 	Key       string       `json:"key,omitempty"`
-	Value     string       `json:"value"`                    // the original value, if it is UTF-8
+	Value     string       `json:"value"`                  // the original value, if it is UTF-8
 	ValueB64  []byte       `json:"value_base64,omitempty"` // else the original bytes
 }
 
