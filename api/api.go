@@ -1,0 +1,176 @@
+// Package api serves the statistics over HTTP: JSON over REST, read from a
+// goka View of the processor's group table.
+//
+//	GET /api/stats          every enabled statistic: {"<name>": <result>, ...}
+//	GET /api/stats/{name}   one statistic's result
+//	GET /api/statistics     the enabled statistics with their descriptions
+//	GET /healthz            the process is up
+//	GET /readyz             the view has recovered the table (503 until then)
+//
+// Errors are JSON too: {"error": "..."} with the right status.
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+
+	"github.com/gorilla/mux"
+
+	"github.com/picstats/picstats/processor"
+	"github.com/picstats/picstats/stats"
+)
+
+// Table is where the API reads statistics from; a *goka.View of the group
+// table is one.
+type Table interface {
+	Get(key string) (any, error)
+	Recovered() bool
+}
+
+// Server answers HTTP requests for the enabled statistics.
+type Server struct {
+	kinds  []stats.Kind
+	table  atomic.Pointer[Table] // nil until the view exists
+	logger *slog.Logger
+}
+
+// New returns a server for the given statistics. It answers 503 on the
+// statistics routes until SetTable has been given a recovered table.
+func New(kinds []stats.Kind, logger *slog.Logger) *Server {
+	return &Server{kinds: kinds, logger: logger}
+}
+
+// SetTable sets the table to read from.
+func (s *Server) SetTable(t Table) { s.table.Store(&t) }
+
+func (s *Server) ready() (Table, bool) {
+	t := s.table.Load()
+	if t == nil || !(*t).Recovered() {
+		return nil, false
+	}
+	return *t, true
+}
+
+// Handler returns the HTTP routes.
+func (s *Server) Handler() http.Handler {
+	r := mux.NewRouter()
+	r.HandleFunc("/api/stats", s.all).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/api/stats/{name}", s.one).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/api/statistics", s.statistics).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	}).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet, http.MethodHead)
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no route %s", r.URL.Path))
+	})
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", "GET, HEAD")
+		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed, use GET", r.Method))
+	})
+	return r
+}
+
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	if _, ok := s.ready(); !ok {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "recovering"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *Server) statistics(w http.ResponseWriter, _ *http.Request) {
+	type info struct {
+		Name        string `json:"name"`
+		Description string `json:"description"`
+		URL         string `json:"url"`
+	}
+	list := make([]info, len(s.kinds))
+	for i, k := range s.kinds {
+		list[i] = info{k.Name, k.Description, "/api/stats/" + k.Name}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"statistics": list})
+}
+
+func (s *Server) all(w http.ResponseWriter, _ *http.Request) {
+	t, ok := s.ready()
+	if !ok {
+		writeError(w, http.StatusServiceUnavailable, "statistics are not ready yet: the view is still recovering the table")
+		return
+	}
+	out := make(map[string]any, len(s.kinds))
+	for _, k := range s.kinds {
+		res, err := s.result(t, k)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		out[k.Name] = res
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) one(w http.ResponseWriter, r *http.Request) {
+	name := mux.Vars(r)["name"]
+	var kind *stats.Kind
+	for i := range s.kinds {
+		if s.kinds[i].Name == name {
+			kind = &s.kinds[i]
+		}
+	}
+	if kind == nil {
+		writeJSON(w, http.StatusNotFound, map[string]any{
+			"error": fmt.Sprintf("unknown statistic %q", name),
+			"known": stats.Names(s.kinds),
+		})
+		return
+	}
+	t, ok := s.ready()
+	if !ok {
+		writeError(w, http.StatusServiceUnavailable, "statistics are not ready yet: the view is still recovering the table")
+		return
+	}
+	res, err := s.result(t, *kind)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (s *Server) result(t Table, k stats.Kind) (any, error) {
+	v, err := t.Get(k.Name)
+	if err != nil {
+		return nil, fmt.Errorf("read %s from the table: %w", k.Name, err)
+	}
+	agg, err := processor.TableValue(k, v)
+	if err != nil {
+		return nil, err
+	}
+	return agg.Result(), nil
+}
+
+func (s *Server) fail(w http.ResponseWriter, err error) {
+	s.logger.Error("serving statistics", "err", err)
+	status := http.StatusInternalServerError
+	if errors.Is(err, stats.ErrVersion) {
+		status = http.StatusConflict // state written by another version of picstats
+	}
+	writeError(w, status, err.Error())
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	_ = enc.Encode(v) // the client may have gone; nothing to do about it
+}

@@ -1,0 +1,109 @@
+package api
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/picstats/picstats/codec"
+	"github.com/picstats/picstats/stats"
+)
+
+// mapTable stands in for the goka View in these unit tests of the routes;
+// the end-to-end tests use a real View.
+type mapTable struct {
+	values    map[string][]byte
+	recovered bool
+}
+
+func (m mapTable) Get(key string) (any, error) {
+	if v, ok := m.values[key]; ok {
+		return v, nil
+	}
+	return nil, nil
+}
+func (m mapTable) Recovered() bool { return m.recovered }
+
+func encoded(t *testing.T, name string, regs ...codec.Registration) []byte {
+	k, _ := stats.Lookup(name)
+	s := k.New()
+	for _, r := range regs {
+		s.Add(stats.Record{Registration: r})
+	}
+	b, err := k.Encode(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestRoutes(t *testing.T) {
+	regs := []codec.Registration{{PictureID: "a", Weight: 100}, {PictureID: "b", Weight: 300}}
+	table := mapTable{recovered: true, values: map[string][]byte{
+		"count":          encoded(t, "count", regs...),
+		"average_weight": encoded(t, "average_weight", regs...),
+	}}
+	tests := []struct {
+		name       string
+		method     string
+		path       string
+		table      Table
+		wantStatus int
+		wantBody   string // a substring of the body
+	}{
+		{"count", "GET", "/api/stats/count", table, 200, `{"registrations":2}`},
+		{"average", "GET", "/api/stats/average_weight", table, 200, `"average_weight_grams":200`},
+		{"no value yet is the empty result", "GET", "/api/stats/max_weight", table, 200, `{"max_weight_grams":null}`},
+		{"all", "GET", "/api/stats", table, 200, `"count":{"registrations":2}`},
+		{"unknown statistic lists the known", "GET", "/api/stats/median", table, 404, `"known":["average_weight","count","max_weight","min_weight","rejected"]`},
+		{"descriptions", "GET", "/api/statistics", table, 200, `"description":"Total number of valid registrations so far."`},
+		{"healthz", "GET", "/healthz", nil, 200, `"ok"`},
+		{"readyz before the view exists", "GET", "/readyz", nil, 503, `"recovering"`},
+		{"readyz while recovering", "GET", "/readyz", mapTable{}, 503, `"recovering"`},
+		{"readyz", "GET", "/readyz", table, 200, `"ready"`},
+		{"stats while recovering", "GET", "/api/stats/count", mapTable{}, 503, `"error":"statistics are not ready yet`},
+		{"wrong method", "POST", "/api/stats", table, 405, `"error":"method POST not allowed`},
+		{"unknown route", "GET", "/api/nope", table, 404, `"error":"no route /api/nope"`},
+		{"state of another version", "GET", "/api/stats/count", mapTable{recovered: true, values: map[string][]byte{"count": {99, 1}}}, 409, `version mismatch`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := New(stats.All(), slog.New(slog.DiscardHandler))
+			if tt.table != nil {
+				s.SetTable(tt.table)
+			}
+			rec := httptest.NewRecorder()
+			s.Handler().ServeHTTP(rec, httptest.NewRequest(tt.method, tt.path, nil))
+			body, _ := io.ReadAll(rec.Body)
+			if rec.Code != tt.wantStatus || !strings.Contains(string(body), tt.wantBody) {
+				t.Fatalf("%s %s = %d %s, want %d containing %s", tt.method, tt.path, rec.Code, body, tt.wantStatus, tt.wantBody)
+			}
+			if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+				t.Errorf("Content-Type %q, want application/json", ct)
+			}
+			if !json.Valid(body) {
+				t.Errorf("body is not JSON: %s", body)
+			}
+		})
+	}
+}
+
+func TestEveryEnabledStatisticIsServed(t *testing.T) {
+	s := New(stats.All(), slog.New(slog.DiscardHandler))
+	s.SetTable(mapTable{recovered: true})
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/stats", nil))
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(rec.Body.Bytes(), &all); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range stats.All() {
+		if _, ok := all[k.Name]; !ok {
+			t.Errorf("/api/stats lacks %s", k.Name)
+		}
+	}
+}

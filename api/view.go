@@ -1,0 +1,38 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/lovoo/goka"
+	gokacodec "github.com/lovoo/goka/codec"
+
+	"github.com/picstats/picstats/cluster"
+)
+
+// RunView keeps a goka View of the group table up to date and hands it to s,
+// until ctx is cancelled. The table topic exists only once a processor has
+// started, so creating the view is retried until then.
+func RunView(ctx context.Context, c cluster.Config, s *Server, opts ...goka.ViewOption) error {
+	var view *goka.View
+	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+		var err error
+		view, err = goka.NewView(c.Brokers, c.Names.Table(), new(gokacodec.Bytes), append(c.ViewOptions(), opts...)...)
+		if err == nil {
+			break
+		}
+		s.logger.Info("waiting for the group table (is a processor running?)", "table", c.Names.Table(), "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+	}
+	s.SetTable(view)
+	if err := view.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("view of %s: %w", c.Names.Table(), err)
+	}
+	return nil
+}

@@ -1,0 +1,196 @@
+// Command picstats keeps live statistics over picture registrations on Kafka.
+//
+// Each subcommand is one role of the pipeline; with none it runs them all in
+// one process, on an embedded broker unless a cluster is given:
+//
+//	picstats [all]      datafeed + processor + API (embedded broker by default)
+//	picstats processor  aggregate the picture topic into the group table
+//	picstats api        serve the statistics over HTTP from a view of the table
+//	picstats datafeed   produce random registrations on the picture topic
+//	picstats tail       print every record of a topic
+//
+// Run "picstats <subcommand> --help" for the flags of each.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/picstats/picstats/api"
+	"github.com/picstats/picstats/cluster"
+	"github.com/picstats/picstats/datafeed"
+	"github.com/picstats/picstats/processor"
+	"github.com/picstats/picstats/stats"
+	"github.com/picstats/picstats/tail"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+type role struct {
+	summary string
+	run     func(ctx context.Context, o *options) error
+}
+
+var roles = map[string]role{
+	"all":       {"run datafeed, processor and API in one process (the default)", runAll},
+	"processor": {"aggregate the picture topic into the group table and the stats topic", runProcessor},
+	"api":       {"serve the statistics over HTTP from a view of the group table", runAPI},
+	"datafeed":  {"produce random registrations on the picture topic", runDatafeed},
+	"tail":      {"print every record of a topic, like the original skeleton consumer", runTail},
+}
+
+var roleOrder = []string{"all", "processor", "api", "datafeed", "tail"}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	name := "all"
+	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+		name, args = args[0], args[1:]
+	}
+	r, ok := roles[name]
+	if !ok {
+		fmt.Fprintf(stderr, "picstats: unknown subcommand %q\n\n", name)
+		usage(stderr)
+		return 2
+	}
+	o, err := parseFlags(name, r.summary, args, stdout, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "picstats %s: %v\nRun 'picstats %s --help' for the flags.\n", name, err, name)
+		return 2
+	}
+
+	// The first Ctrl-C or SIGTERM shuts down cleanly; a second one kills.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() { <-ctx.Done(); stop() }()
+	if err := r.run(ctx, o); err != nil {
+		o.logger.Error("picstats "+name+" failed", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "Usage: picstats [subcommand] [flags]\n\nSubcommands:\n")
+	for _, n := range roleOrder {
+		fmt.Fprintf(w, "  %-10s %s\n", n, roles[n].summary)
+	}
+	fmt.Fprintf(w, "\nRun 'picstats <subcommand> --help' for its flags.\n")
+}
+
+// runAll is the one-command demo: an embedded broker (unless one is given),
+// the topics, and the three roles in one process.
+func runAll(ctx context.Context, o *options) error {
+	if len(o.cluster.Brokers) == 0 {
+		var eopts []cluster.EmbeddedOption
+		if o.embeddedPort != 0 {
+			eopts = append(eopts, cluster.WithPort(o.embeddedPort))
+		}
+		broker, err := cluster.StartEmbedded(eopts...)
+		if err != nil {
+			return err
+		}
+		defer broker.Close()
+		o.cluster.Brokers = broker.Brokers()
+		o.logger.Info("embedded Kafka-compatible broker started (in memory, gone on exit)", "brokers", o.cluster.Brokers)
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return runProcessor(ctx, o) })
+	g.Go(func() error { return runAPI(ctx, o) })
+	g.Go(func() error { return runDatafeed(ctx, o) })
+	return g.Wait()
+}
+
+func runProcessor(ctx context.Context, o *options) error {
+	if err := cluster.EnsureTopics(ctx, o.cluster); err != nil {
+		return err
+	}
+	p, err := processor.New(o.cluster.Names, stats.All(), o.logger)
+	if err != nil {
+		return err
+	}
+	proc, err := p.NewGoka(o.cluster)
+	if err != nil {
+		return err
+	}
+	o.logger.Info("processor starting", "group", o.cluster.Names.Group, "input", o.cluster.Names.Pictures, "brokers", o.cluster.Brokers)
+	if err := proc.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("processor: %w", err)
+	}
+	o.logger.Info("processor stopped")
+	return nil
+}
+
+func runAPI(ctx context.Context, o *options) error {
+	srv := api.New(stats.All(), o.logger)
+	ln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		return fmt.Errorf("api: listen on %s (choose another with --addr): %w", o.addr, err)
+	}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	url := "http://" + displayAddr(ln.Addr())
+	fmt.Fprintf(o.stdout, "picstats API listening on %s  (try: curl -s %s/api/stats/count)\n", url, url)
+	o.logger.Info("api listening", "url", url)
+
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("api: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error { return api.RunView(ctx, o.cluster, srv) })
+	g.Go(func() error {
+		<-ctx.Done()
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return hs.Shutdown(shutdownCtx)
+	})
+	return g.Wait()
+}
+
+// displayAddr turns a listen address into one a browser can open.
+func displayAddr(a net.Addr) string {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok || tcp.IP.IsUnspecified() {
+		return fmt.Sprintf("localhost:%d", tcp.Port)
+	}
+	return tcp.String()
+}
+
+func runDatafeed(ctx context.Context, o *options) error {
+	if err := cluster.EnsureTopics(ctx, o.cluster); err != nil {
+		return err
+	}
+	cl, err := o.cluster.Client()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	o.feed.Topic = string(o.cluster.Names.Pictures)
+	_, err = datafeed.Run(ctx, cl, o.feed, o.logger)
+	return err
+}
+
+func runTail(ctx context.Context, o *options) error {
+	cl, err := o.cluster.Client(o.tail.ClientOpts()...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	return tail.Run(ctx, cl, o.tail, o.stdout)
+}
