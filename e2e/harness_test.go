@@ -1,0 +1,254 @@
+// Package e2e holds end-to-end tests: the real processor, API and goka View
+// against a real broker (embedded kfake, or Apache Kafka when
+// $PICSTATS_TEST_BROKERS is set), driven the way users drive picstats.
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/picstats/picstats/api"
+	"github.com/picstats/picstats/cluster"
+	"github.com/picstats/picstats/codec"
+	"github.com/picstats/picstats/processor"
+	"github.com/picstats/picstats/stats"
+)
+
+// startProcessor runs a processor until the returned stop is called (or the
+// test ends) and fails the test if it stopped with an error.
+func startProcessor(t *testing.T, cfg cluster.Config) (stop func()) {
+	t.Helper()
+	p, err := processor.New(cfg.Names, stats.All(), cfg.Logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proc, err := p.NewGoka(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := proc.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("processor: %v", err)
+		}
+	}()
+	stopped := false
+	stop = func() {
+		if !stopped {
+			stopped = true
+			cancel()
+			<-done
+		}
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// startAPI serves the API from a view of the table and returns its URL.
+func startAPI(t *testing.T, cfg cluster.Config) string {
+	t.Helper()
+	srv := api.New(stats.All(), cfg.Logger)
+	hs := httptest.NewServer(srv.Handler())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := api.RunView(ctx, cfg, srv); err != nil {
+			t.Errorf("view: %v", err)
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done; hs.Close() })
+	return hs.URL
+}
+
+// feed is a known set of records and what picstats must make of them,
+// computed here independently of the stats package.
+type feed struct {
+	records  []*kgo.Record
+	count    int64
+	sum      int64
+	min, max int64
+	rejected map[codec.Reason]int64
+}
+
+var invalid = []struct {
+	value  string
+	reason codec.Reason
+}{
+	{`{"picture_id":"000000243626","weight":-5}`, codec.ReasonWeightOutOfRange},
+	{`{"picture_id":"000000243626","weight":"heavy"}`, codec.ReasonInvalidWeight},
+	{`{"weight":12}`, codec.ReasonMissingPictureID},
+	{`{"picture_id":null,"weight":12}`, codec.ReasonMissingPictureID},
+	{`{"picture_id":"000000243626"}`, codec.ReasonMissingWeight},
+	{`not json at all`, codec.ReasonMalformedJSON},
+	{``, codec.ReasonEmpty},
+}
+
+// newFeed makes n records on topic, about 5% of them invalid, with null and
+// picture_id keys mixed, as the original feed and keyed producers send.
+func newFeed(rng *rand.Rand, topic string, n int) *feed {
+	f := &feed{min: -1, rejected: map[codec.Reason]int64{}}
+	for range n {
+		r := &kgo.Record{Topic: topic}
+		if rng.IntN(20) == 0 {
+			bad := invalid[rng.IntN(len(invalid))]
+			r.Value = []byte(bad.value)
+			f.rejected[bad.reason]++
+		} else {
+			reg := codec.Registration{PictureID: fmt.Sprintf("%012d", rng.IntN(100)), Weight: 20 + rng.Int64N(4980)}
+			r.Value = codec.Encode(reg)
+			if rng.IntN(2) == 0 {
+				r.Key = []byte(reg.PictureID)
+			}
+			f.count++
+			f.sum += reg.Weight
+			if f.min < 0 || reg.Weight < f.min {
+				f.min = reg.Weight
+			}
+			f.max = max(f.max, reg.Weight)
+		}
+		f.records = append(f.records, r)
+	}
+	return f
+}
+
+// add merges another feed's expectations into f.
+func (f *feed) add(g *feed) {
+	f.records = append(f.records, g.records...)
+	f.count += g.count
+	f.sum += g.sum
+	if f.min < 0 || (g.min >= 0 && g.min < f.min) {
+		f.min = g.min
+	}
+	f.max = max(f.max, g.max)
+	for r, n := range g.rejected {
+		f.rejected[r] += n
+	}
+}
+
+func (f *feed) total() int64 {
+	n := f.count
+	for _, c := range f.rejected {
+		n += c
+	}
+	return n
+}
+
+// produce writes the records with a plain Kafka client and waits for acks.
+func produce(t *testing.T, cfg cluster.Config, recs []*kgo.Record) {
+	t.Helper()
+	cl, err := cfg.Client(kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+}
+
+// snapshot is the API's /api/stats answer.
+type snapshot struct {
+	Count struct {
+		Registrations int64 `json:"registrations"`
+	} `json:"count"`
+	Average struct {
+		Grams         *float64 `json:"average_weight_grams"`
+		Total         int64    `json:"total_weight_grams"`
+		Registrations int64    `json:"registrations"`
+	} `json:"average_weight"`
+	Min struct {
+		Grams *int64 `json:"min_weight_grams"`
+	} `json:"min_weight"`
+	Max struct {
+		Grams *int64 `json:"max_weight_grams"`
+	} `json:"max_weight"`
+	Rejected struct {
+		Total    int64                  `json:"rejected"`
+		ByReason map[codec.Reason]int64 `json:"by_reason"`
+	} `json:"rejected"`
+}
+
+func getJSON(url string, v any) (int, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return resp.StatusCode, err
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return resp.StatusCode, fmt.Errorf("%s: %w", body, err)
+	}
+	return resp.StatusCode, nil
+}
+
+// waitForTotal polls the API until it has seen want records (valid and
+// rejected), and returns that answer. It fails the test after timeout.
+func waitForTotal(t *testing.T, url string, want int64, timeout time.Duration) snapshot {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last snapshot
+	var lastErr error
+	for time.Now().Before(deadline) {
+		var s snapshot
+		status, err := getJSON(url+"/api/stats", &s)
+		switch {
+		case err != nil:
+			lastErr = err
+		case status == http.StatusOK:
+			last, lastErr = s, nil
+			if s.Count.Registrations+s.Rejected.Total >= want {
+				return s
+			}
+		default:
+			lastErr = fmt.Errorf("status %d", status)
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval, not synchronisation
+	}
+	t.Fatalf("after %v the API shows %d valid + %d rejected records, want %d in all (last error: %v)",
+		timeout, last.Count.Registrations, last.Rejected.Total, want, lastErr)
+	return last
+}
+
+// assertExact compares every statistic with the ground truth.
+func assertExact(t *testing.T, got snapshot, want *feed) {
+	t.Helper()
+	check := func(what string, got, want any) {
+		t.Helper()
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s = %v, want %v", what, got, want)
+		}
+	}
+	check("count", got.Count.Registrations, want.count)
+	check("average_weight.registrations", got.Average.Registrations, want.count)
+	check("average_weight.total_weight_grams", got.Average.Total, want.sum)
+	if got.Average.Grams == nil || *got.Average.Grams != float64(want.sum)/float64(want.count) {
+		t.Errorf("average_weight_grams = %v, want %v", got.Average.Grams, float64(want.sum)/float64(want.count))
+	}
+	if got.Min.Grams == nil || got.Max.Grams == nil {
+		t.Fatalf("min %v / max %v: want numbers", got.Min.Grams, got.Max.Grams)
+	}
+	check("min_weight_grams", *got.Min.Grams, want.min)
+	check("max_weight_grams", *got.Max.Grams, want.max)
+	var rejected int64
+	for _, n := range want.rejected {
+		rejected += n
+	}
+	check("rejected", got.Rejected.Total, rejected)
+	check("rejected.by_reason", got.Rejected.ByReason, want.rejected)
+}

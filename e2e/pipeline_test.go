@@ -1,0 +1,170 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/picstats/picstats/cluster"
+	"github.com/picstats/picstats/codec"
+	"github.com/picstats/picstats/internal/testkafka"
+	"github.com/picstats/picstats/processor"
+	"github.com/picstats/picstats/stats"
+)
+
+// TestPipelineIsExactAndRecoversFromTheChangelog is the foundation's user
+// session: registrations go in, exact statistics come out; a new processor
+// continues from the table's changelog, not by replaying the input.
+func TestPipelineIsExactAndRecoversFromTheChangelog(t *testing.T) {
+	cfg := testkafka.Start(t)
+	ctx := context.Background()
+	if err := cluster.EnsureTopics(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(42, 42))
+
+	// 10,000 registrations, some invalid, produced before anything runs:
+	// the processor must start from the oldest offset.
+	want := newFeed(rng, string(cfg.Names.Pictures), 10_000)
+	produce(t, cfg, want.records)
+
+	stopFirst := startProcessor(t, cfg)
+	url := startAPI(t, cfg)
+	assertExact(t, waitForTotal(t, url, want.total(), 2*time.Minute), want)
+	assertTopicsAgree(t, cfg, url, want)
+
+	// Stop the processor. Every input offset must be committed, so a new
+	// processor cannot replay the input: what it knows it reads from the
+	// table's changelog.
+	stopFirst()
+	assertCommittedToEnd(t, cfg)
+
+	startProcessor(t, cfg)
+	more := newFeed(rng, string(cfg.Names.Pictures), 2_000)
+	produce(t, cfg, more.records)
+	want.add(more)
+	got := waitForTotal(t, url, want.total(), 2*time.Minute)
+	assertExact(t, got, want)
+	if got.Count.Registrations+got.Rejected.Total != want.total() {
+		t.Fatalf("API shows %d records, want exactly %d", got.Count.Registrations+got.Rejected.Total, want.total())
+	}
+	assertTopicsAgree(t, cfg, url, want)
+}
+
+func assertCommittedToEnd(t *testing.T, cfg cluster.Config) {
+	t.Helper()
+	cl, err := cfg.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ctx := context.Background()
+	committed, err := adm.FetchOffsetsForTopics(ctx, string(cfg.Names.Group), string(cfg.Names.Pictures))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends, err := adm.ListEndOffsets(ctx, string(cfg.Names.Pictures))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends.Each(func(end kadm.ListedOffset) {
+		c, ok := committed.Lookup(end.Topic, end.Partition)
+		if !ok || c.At != end.Offset {
+			t.Errorf("partition %d: committed offset %v, want the end offset %d", end.Partition, c.At, end.Offset)
+		}
+	})
+}
+
+// readTopic returns the records of topic from the start to its current end.
+func readTopic(t *testing.T, cfg cluster.Config, topic string) []*kgo.Record {
+	t.Helper()
+	cl, err := cfg.Client(kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(context.Background(), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	remaining := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			remaining[o.Partition] = o.Offset
+		}
+	})
+	var recs []*kgo.Record
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for len(remaining) > 0 {
+		fetches := cl.PollFetches(ctx)
+		if err := fetches.Err(); err != nil {
+			t.Fatalf("read %s: %v (still to read: %v)", topic, err, remaining)
+		}
+		fetches.EachRecord(func(r *kgo.Record) {
+			recs = append(recs, r)
+			if r.Offset+1 >= remaining[r.Partition] {
+				delete(remaining, r.Partition)
+			}
+		})
+	}
+	return recs
+}
+
+// assertTopicsAgree checks the stats topic's latest value of every statistic
+// against the API, and that picture.rejected holds every rejected record.
+// Both topics are written beside the table, not before it, so this waits
+// (bounded) for them to catch up with what the API shows.
+func assertTopicsAgree(t *testing.T, cfg cluster.Config, url string, want *feed) {
+	t.Helper()
+	var problems []string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		problems = topicProblems(t, cfg, url, want)
+		if len(problems) == 0 {
+			return
+		}
+	}
+	t.Errorf("topics disagree with the API:\n%s", strings.Join(problems, "\n"))
+}
+
+func topicProblems(t *testing.T, cfg cluster.Config, url string, want *feed) (problems []string) {
+	latest := map[string]string{}
+	for _, r := range readTopic(t, cfg, string(cfg.Names.Stats)) {
+		latest[string(r.Key)] = string(r.Value)
+	}
+	for _, k := range stats.All() {
+		var fromAPI json.RawMessage
+		if _, err := getJSON(url+"/api/stats/"+k.Name, &fromAPI); err != nil {
+			t.Fatal(err)
+		}
+		if latest[k.Name] != strings.TrimSpace(string(fromAPI)) {
+			problems = append(problems, fmt.Sprintf("stats topic %s = %s, API = %s", k.Name, latest[k.Name], fromAPI))
+		}
+	}
+
+	byReason := map[codec.Reason]int64{}
+	seen := map[string]bool{}
+	for _, r := range readTopic(t, cfg, string(cfg.Names.Rejected)) {
+		if seen[string(r.Key)] { // at-least-once: a reader drops repeats by key
+			continue
+		}
+		seen[string(r.Key)] = true
+		var rej processor.Rejection
+		if err := json.Unmarshal(r.Value, &rej); err != nil {
+			t.Fatalf("picture.rejected value %s: %v", r.Value, err)
+		}
+		byReason[rej.Reason]++
+	}
+	if fmt.Sprint(byReason) != fmt.Sprint(want.rejected) {
+		problems = append(problems, fmt.Sprintf("picture.rejected holds %v, want %v", byReason, want.rejected))
+	}
+	return problems
+}
