@@ -23,6 +23,7 @@ import (
 // Names are the Kafka names picstats uses. A prefix lets several independent
 // pipelines (or tests) share one cluster.
 type Names struct {
+	Prefix   string      // the prefix of every name below
 	Group    goka.Group  // the processor's consumer group; its table is Group+"-table"
 	Pictures goka.Stream // input: registrations
 	Stats    goka.Stream // output: one JSON value per statistic, key = statistic name
@@ -33,6 +34,7 @@ type Names struct {
 // each prefixed with prefix.
 func DefaultNames(prefix string) Names {
 	return Names{
+		Prefix:   prefix,
 		Group:    goka.Group(prefix + "picstats"),
 		Pictures: goka.Stream(prefix + "picture"),
 		Stats:    goka.Stream(prefix + "stats"),
@@ -143,9 +145,17 @@ func (c Config) Client(opts ...kgo.Opt) (*kgo.Client, error) {
 	return cl, nil
 }
 
-// EnsureTopics creates the topics picstats reads and writes but goka does
-// not create (goka creates only its loop and table topics). Topics that exist
-// already are left as they are, so this is safe to run from every process.
+// Loop is goka's loop topic of the processor group (goka names it with the
+// default suffix "-loop"; a processor test checks the two agree).
+func (n Names) Loop() goka.Stream { return goka.Stream(string(n.Group) + "-loop") }
+
+// EnsureTopics creates every topic of the pipeline that does not exist yet:
+// picture, stats (compacted: the latest value per statistic), and
+// picture.rejected, then goka's loop and table topics with as many
+// partitions as picture has (goka requires them co-partitioned). goka would
+// create the last two itself, but fails when several processors race to do
+// so; creating them here, where "already exists" is success, makes starting
+// any number of processors and datafeeds at once safe.
 func EnsureTopics(ctx context.Context, c Config) error {
 	cl, err := c.Client()
 	if err != nil {
@@ -153,25 +163,85 @@ func EnsureTopics(ctx context.Context, c Config) error {
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	compact := "compact"
-	topics := []struct {
-		name    goka.Stream
-		configs map[string]*string
-	}{
-		{c.Names.Pictures, nil},
-		{c.Names.Stats, map[string]*string{"cleanup.policy": &compact}}, // latest value per statistic
-		{c.Names.Rejected, nil},
-	}
-	for _, t := range topics {
-		resp, err := adm.CreateTopic(ctx, int32(c.Partitions), int16(c.Replication), t.configs, string(t.name))
+	create := func(name string, partitions int32, configs map[string]*string) error {
+		resp, err := adm.CreateTopic(ctx, partitions, int16(c.Replication), configs, name)
 		if err == nil {
 			err = resp.Err
 		}
 		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-			return fmt.Errorf("create topic %s on %v: %w", t.name, c.Brokers, err)
+			return fmt.Errorf("create topic %s on %v: %w", name, c.Brokers, err)
+		}
+		return nil
+	}
+	compact := "compact"
+	if err := create(string(c.Names.Pictures), int32(c.Partitions), nil); err != nil {
+		return err
+	}
+	if err := create(string(c.Names.Stats), int32(c.Partitions), map[string]*string{"cleanup.policy": &compact}); err != nil {
+		return err
+	}
+	if err := create(string(c.Names.Rejected), int32(c.Partitions), nil); err != nil {
+		return err
+	}
+
+	details, err := adm.ListTopics(ctx, string(c.Names.Pictures))
+	if err == nil {
+		err = details.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("describe topic %s: %w", c.Names.Pictures, err)
+	}
+	partitions := int32(len(details[string(c.Names.Pictures)].Partitions))
+	if partitions == 0 {
+		return fmt.Errorf("topic %s has no partitions yet", c.Names.Pictures)
+	}
+	loopRetention := "3600000" // goka's default for streams it creates: an hour
+	if err := create(string(c.Names.Loop()), partitions, map[string]*string{"retention.ms": &loopRetention}); err != nil {
+		return err
+	}
+	if err := create(string(c.Names.Table()), partitions, map[string]*string{"cleanup.policy": &compact}); err != nil {
+		return err
+	}
+	return waitVisible(ctx, adm, c.Names.all())
+}
+
+func (n Names) all() []string {
+	return []string{string(n.Pictures), string(n.Stats), string(n.Rejected), string(n.Loop()), string(n.Table())}
+}
+
+// waitVisible waits until the broker's metadata shows every topic with a
+// leader for each partition. Kafka acknowledges a creation before its
+// metadata has spread; goka, started right after, would find no table topic,
+// try to create it and fail with "already exists".
+func waitVisible(ctx context.Context, adm *kadm.Client, topics []string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		details, err := adm.ListTopics(ctx, topics...)
+		if err == nil && visible(details, topics) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("topics %v not visible in the cluster's metadata after 30 s (last error: %v)", topics, err)
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	return nil
+}
+
+func visible(details kadm.TopicDetails, topics []string) bool {
+	for _, t := range topics {
+		d, ok := details[t]
+		if !ok || d.Err != nil || len(d.Partitions) == 0 {
+			return false
+		}
+		for _, p := range d.Partitions {
+			if p.Err != nil || p.Leader < 0 {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // gokaLogger sends goka's chatter to slog at debug level; goka reports the

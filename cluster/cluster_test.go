@@ -1,4 +1,4 @@
-package cluster
+package cluster_test
 
 import (
 	"context"
@@ -7,6 +7,9 @@ import (
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/picstats/picstats/cluster"
+	"github.com/picstats/picstats/internal/testkafka"
 )
 
 func TestParseBrokers(t *testing.T) {
@@ -25,7 +28,7 @@ func TestParseBrokers(t *testing.T) {
 		{"a:", nil, `"a:": want host:port`},
 	}
 	for _, tt := range tests {
-		got, err := ParseBrokers(tt.in)
+		got, err := cluster.ParseBrokers(tt.in)
 		if tt.wantErr != "" {
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Errorf("ParseBrokers(%q) error %v, want %q", tt.in, err, tt.wantErr)
@@ -38,17 +41,13 @@ func TestParseBrokers(t *testing.T) {
 	}
 }
 
-// TestEnsureTopicsIsIdempotent creates the topics twice on the embedded
-// broker: the second run must succeed and change nothing.
+// TestEnsureTopicsIsIdempotent creates the topics twice: the second run must
+// succeed and change nothing.
 func TestEnsureTopicsIsIdempotent(t *testing.T) {
-	e, err := StartEmbedded()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	cfg := Config{Brokers: e.Brokers(), Names: DefaultNames("x."), Partitions: 3, Replication: 1}
+	cfg := testkafka.Start(t)
+	cfg.Partitions = 3
 	for range 2 {
-		if err := EnsureTopics(context.Background(), cfg); err != nil {
+		if err := cluster.EnsureTopics(context.Background(), cfg); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -58,26 +57,34 @@ func TestEnsureTopicsIsIdempotent(t *testing.T) {
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	details, err := adm.ListTopics(context.Background(), "x.picture", "x.stats", "x.picture.rejected")
+	n := cfg.Names
+	all := []string{string(n.Pictures), string(n.Stats), string(n.Rejected), string(n.Loop()), string(n.Table())}
+	details, err := adm.ListTopics(context.Background(), all...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"x.picture", "x.stats", "x.picture.rejected"} {
+	for _, name := range all {
 		if d := details[name]; d.Err != nil || len(d.Partitions) != 3 {
 			t.Errorf("topic %s: %d partitions, err %v; want 3", name, len(d.Partitions), d.Err)
 		}
 	}
-	cfgs, err := adm.DescribeTopicConfigs(context.Background(), "x.stats")
-	if err != nil {
-		t.Fatal(err)
-	}
-	policy, err := cfgs.On("x.stats", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range policy.Configs {
-		if c.Key == "cleanup.policy" && (c.Value == nil || *c.Value != "compact") {
-			t.Errorf("stats topic cleanup.policy = %v, want compact", c.MaybeValue())
+	for topic, want := range map[string]string{string(n.Stats): "compact", string(n.Table()): "compact", string(n.Pictures): "delete"} {
+		cfgs, err := adm.DescribeTopicConfigs(context.Background(), topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, err := cfgs.On(topic, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		policy := "delete" // Kafka's default when not set
+		for _, c := range rc.Configs {
+			if c.Key == "cleanup.policy" && c.Value != nil {
+				policy = *c.Value
+			}
+		}
+		if policy != want {
+			t.Errorf("topic %s cleanup.policy = %s, want %s", topic, policy, want)
 		}
 	}
 }

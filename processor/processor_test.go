@@ -152,3 +152,18 @@ func TestStateOfAnotherVersionFailsLoudly(t *testing.T) {
 		t.Fatal("decoded a table value written by another encoding version")
 	}
 }
+
+func TestTopicNamesAgreeWithGoka(t *testing.T) {
+	names := cluster.DefaultNames("x.")
+	p, err := New(names, stats.All(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := p.Graph()
+	if got := g.LoopStream().Topic(); got != string(names.Loop()) {
+		t.Errorf("goka's loop topic %q, cluster.Names.Loop %q", got, names.Loop())
+	}
+	if got := g.GroupTable().Topic(); got != string(names.Table()) {
+		t.Errorf("goka's table topic %q, cluster.Names.Table %q", got, names.Table())
+	}
+}

@@ -10,15 +10,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/picstats/picstats/cluster"
+	"github.com/picstats/picstats/internal/testkafka"
 )
 
 func TestTailPrintsLikeTheSkeletonConsumer(t *testing.T) {
-	e, err := cluster.StartEmbedded()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	cfg := cluster.Config{Brokers: e.Brokers(), Names: cluster.DefaultNames(""), Partitions: 1, Replication: 1}
+	cfg := testkafka.Start(t)
+	cfg.Partitions = 1
+	topic := string(cfg.Names.Pictures)
 	if err := cluster.EnsureTopics(context.Background(), cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +27,7 @@ func TestTailPrintsLikeTheSkeletonConsumer(t *testing.T) {
 	defer producer.Close()
 	values := []string{`{"picture_id":"000000419312","weight":156}`, `{"picture_id":"000000460347","weight":1635}`}
 	for i, v := range values {
-		r := &kgo.Record{Topic: "picture", Value: []byte(v)}
+		r := &kgo.Record{Topic: topic, Value: []byte(v)}
 		if i == 1 {
 			r.Key = []byte("000000460347")
 		}
@@ -38,7 +36,7 @@ func TestTailPrintsLikeTheSkeletonConsumer(t *testing.T) {
 		}
 	}
 
-	tc := Config{Topic: "picture", FromBeginning: true, Count: 2}
+	tc := Config{Topic: topic, FromBeginning: true, Count: 2}
 	cl, err := cfg.Client(tc.ClientOpts()...)
 	if err != nil {
 		t.Fatal(err)
@@ -50,8 +48,8 @@ func TestTailPrintsLikeTheSkeletonConsumer(t *testing.T) {
 	if err := Run(ctx, cl, tc, &out); err != nil {
 		t.Fatal(err)
 	}
-	want := "Received a message on topic picture: " + values[0] + " (key=null partition=0 offset=0)\n" +
-		"Received a message on topic picture: " + values[1] + ` (key="000000460347" partition=0 offset=1)` + "\n"
+	want := "Received a message on topic " + topic + ": " + values[0] + " (key=null partition=0 offset=0)\n" +
+		"Received a message on topic " + topic + ": " + values[1] + ` (key="000000460347" partition=0 offset=1)` + "\n"
 	if out.String() != want {
 		t.Fatalf("tail printed\n%s\nwant\n%s", out.String(), want)
 	}
