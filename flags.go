@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/picstats/picstats/cluster"
 	"github.com/picstats/picstats/datafeed"
@@ -21,6 +22,8 @@ type options struct {
 	embeddedPort int
 	feed         datafeed.Config
 	tail         tail.Config
+	probeURL     string
+	probeTimeout time.Duration
 	logger       *slog.Logger
 	stdout       io.Writer
 }
@@ -40,13 +43,27 @@ func parseFlags(name, summary string, args []string, stdout, stderr io.Writer) (
 		}
 	}
 
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	if name == "probe" { // needs no cluster
+		fs.StringVar(&o.probeURL, "url", "http://127.0.0.1:8080/readyz", "`URL` to GET")
+		fs.DurationVar(&o.probeTimeout, "timeout", 3*time.Second, "give up after this long")
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() > 0 {
+			return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		}
+		var err error
+		o.logger, err = newLogger(*logLevel, *logFormat, os.Stderr)
+		return o, err
+	}
+
 	brokers := fs.String("brokers", os.Getenv("KAFKA_BROKER"),
 		"comma-separated Kafka `host:port` list (default: $KAFKA_BROKER"+map[bool]string{true: "; empty starts an embedded broker)", false: ")"}[name == "all"])
 	prefix := fs.String("topic-prefix", "", "prefix for the group and every topic name, so pipelines can share a cluster")
 	fs.IntVar(&o.cluster.Partitions, "partitions", 4, "partitions of the topics picstats creates (picture, stats, picture.rejected)")
 	fs.IntVar(&o.cluster.Replication, "replication", 1, "replication factor of the topics picstats creates")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
-	logFormat := fs.String("log-format", "text", "log format: text or json")
 
 	uses := func(roles ...string) bool {
 		for _, r := range roles {

@@ -50,9 +50,10 @@ var roles = map[string]role{
 	"api":       {"serve the statistics over HTTP from a view of the group table", runAPI},
 	"datafeed":  {"produce random registrations on the picture topic", runDatafeed},
 	"tail":      {"print every record of a topic, like the original skeleton consumer", runTail},
+	"probe":     {"GET a URL and exit 0 if it answers 200, for container health checks", runProbe},
 }
 
-var roleOrder = []string{"all", "processor", "api", "datafeed", "tail"}
+var roleOrder = []string{"all", "processor", "api", "datafeed", "tail", "probe"}
 
 func run(args []string, stdout, stderr io.Writer) int {
 	name := "all"
@@ -193,4 +194,23 @@ func runTail(ctx context.Context, o *options) error {
 	}
 	defer cl.Close()
 	return tail.Run(ctx, cl, o.tail, o.stdout)
+}
+
+// runProbe is the health check of the container image, which has no curl.
+func runProbe(ctx context.Context, o *options) error {
+	ctx, cancel := context.WithTimeout(ctx, o.probeTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, o.probeURL, nil)
+	if err != nil {
+		return fmt.Errorf("probe: %w", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("probe: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("probe %s: status %s", o.probeURL, resp.Status)
+	}
+	return nil
 }
