@@ -12,20 +12,23 @@ import (
 
 	"github.com/picstats/picstats/cluster"
 	"github.com/picstats/picstats/datafeed"
+	"github.com/picstats/picstats/processor"
 	"github.com/picstats/picstats/tail"
 )
 
 // options are the parsed flags of one subcommand.
 type options struct {
-	cluster      cluster.Config
-	addr         string
-	embeddedPort int
-	feed         datafeed.Config
-	tail         tail.Config
-	probeURL     string
-	probeTimeout time.Duration
-	logger       *slog.Logger
-	stdout       io.Writer
+	cluster          cluster.Config
+	addr             string
+	embeddedPort     int
+	feed             datafeed.Config
+	tail             tail.Config
+	batchSize        int64
+	snapshotInterval time.Duration
+	probeURL         string
+	probeTimeout     time.Duration
+	logger           *slog.Logger
+	stdout           io.Writer
 }
 
 // parseFlags parses the flags of subcommand name. The flags a role does not
@@ -79,6 +82,10 @@ func parseFlags(name, summary string, args []string, stdout, stderr io.Writer) (
 	if uses("all") {
 		fs.IntVar(&o.embeddedPort, "embedded-port", 0, "port of the embedded broker (0: a free one); used only without --brokers")
 	}
+	if uses("all", "processor") {
+		fs.Int64Var(&o.batchSize, "batch-size", processor.DefaultBatchSize, "input offsets per micro-batch: commits happen at batch boundaries")
+		fs.DurationVar(&o.snapshotInterval, "snapshot-interval", processor.DefaultSnapshotInterval, "how often open batches are sent to the table (latency)")
+	}
 	var key string
 	if uses("all", "datafeed") {
 		fs.StringVar(&o.feed.Images, "images", "images", "`folder` of *.jpg pictures; a picture's id is its base name")
@@ -116,6 +123,12 @@ func parseFlags(name, summary string, args []string, stdout, stderr io.Writer) (
 	}
 	if o.cluster.Replication < 1 {
 		errs = append(errs, fmt.Errorf("--replication %d: want at least 1", o.cluster.Replication))
+	}
+	if uses("all", "processor") && o.batchSize < 1 {
+		errs = append(errs, fmt.Errorf("--batch-size %d: want at least 1", o.batchSize))
+	}
+	if uses("all", "processor") && o.snapshotInterval <= 0 {
+		errs = append(errs, fmt.Errorf("--snapshot-interval %v: want more than 0", o.snapshotInterval))
 	}
 	if o.embeddedPort < 0 || o.embeddedPort > 65535 {
 		errs = append(errs, fmt.Errorf("--embedded-port %d: want 0 to 65535", o.embeddedPort))

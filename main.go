@@ -120,17 +120,15 @@ func runProcessor(ctx context.Context, o *options) error {
 	if err := cluster.EnsureTopics(ctx, o.cluster); err != nil {
 		return err
 	}
-	p, err := processor.New(o.cluster.Names, stats.All(), o.logger)
+	p, err := processor.New(o.cluster.Names, stats.All(), o.logger,
+		processor.WithBatchSize(o.batchSize), processor.WithSnapshotInterval(o.snapshotInterval))
 	if err != nil {
 		return err
 	}
-	proc, err := p.NewGoka(o.cluster)
-	if err != nil {
+	o.logger.Info("processor starting", "group", o.cluster.Names.Group, "input", o.cluster.Names.Pictures,
+		"brokers", o.cluster.Brokers, "batch_size", o.batchSize, "snapshot_interval", o.snapshotInterval)
+	if err := p.Run(ctx, o.cluster); err != nil {
 		return err
-	}
-	o.logger.Info("processor starting", "group", o.cluster.Names.Group, "input", o.cluster.Names.Pictures, "brokers", o.cluster.Brokers)
-	if err := proc.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		return fmt.Errorf("processor: %w", err)
 	}
 	o.logger.Info("processor stopped")
 	return nil

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/picstats/picstats/codec"
+	"github.com/picstats/picstats/processor"
 	"github.com/picstats/picstats/stats"
 )
 
@@ -34,10 +35,16 @@ func encoded(t *testing.T, name string, regs ...codec.Registration) []byte {
 	for _, r := range regs {
 		s.Add(stats.Record{Registration: r})
 	}
-	b, err := k.Encode(s)
+	agg, err := k.Encode(s)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// As the processor stores it: one partition's closed batch.
+	var v processor.Value
+	if _, err := v.Apply(k, processor.Snapshot{Batch: 0, Prev: -1, Final: true, Agg: agg}); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := v.MarshalBinary()
 	return b
 }
 

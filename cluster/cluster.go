@@ -87,7 +87,12 @@ func (c Config) Sarama() *sarama.Config {
 	cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
 	// sarama's 100 ms default flush dominated produce-to-view latency.
 	cfg.Producer.Flush.Frequency = 5 * time.Millisecond
+	// Idempotent, one request in flight: snapshots and table updates reach
+	// Kafka in the order they were sent, even across retries. The engine's
+	// exactness depends on it.
 	cfg.Producer.RequiredAcks = sarama.WaitForAll
+	cfg.Producer.Idempotent = true
+	cfg.Net.MaxOpenRequests = 1
 	// A SIGTERM during JoinGroup waits for the rebalance timeout.
 	cfg.Consumer.Group.Rebalance.Timeout = 10 * time.Second
 	cfg.Metadata.Retry.Backoff = 100 * time.Millisecond

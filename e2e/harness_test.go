@@ -6,7 +6,6 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -26,13 +25,9 @@ import (
 
 // startProcessor runs a processor until the returned stop is called (or the
 // test ends) and fails the test if it stopped with an error.
-func startProcessor(t *testing.T, cfg cluster.Config) (stop func()) {
+func startProcessor(t *testing.T, cfg cluster.Config, opts ...processor.Option) (stop func()) {
 	t.Helper()
-	p, err := processor.New(cfg.Names, stats.All(), cfg.Logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proc, err := p.NewGoka(cfg)
+	p, err := processor.New(cfg.Names, stats.All(), cfg.Logger, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +35,7 @@ func startProcessor(t *testing.T, cfg cluster.Config) (stop func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := proc.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		if err := p.Run(ctx, cfg); err != nil {
 			t.Errorf("processor: %v", err)
 		}
 	}()

@@ -1,21 +1,32 @@
 // Package processor is the goka processor that turns registrations on the
-// picture topic into statistics: it decodes each record, folds it into one
-// aggregate per enabled statistic, keeps the aggregates in the group table
-// (keyed by statistic name, backed by a Kafka changelog), republishes each
-// changed statistic on the stats topic and forwards rejected records, with
-// their reason, to picture.rejected.
+// picture topic into exact statistics.
+//
+// Each instance pre-aggregates the input partitions it owns into
+// offset-aligned micro-batches (batcher.go) and sends snapshots of them,
+// keyed by statistic name, through goka's loop topic. The loop callback
+// folds them into the group table — one value per statistic, backed by a
+// Kafka changelog — by a replace-then-merge rule (table.go) that ignores
+// repeated and stale snapshots, and republishes each changed statistic on
+// the stats topic. Input offsets are committed only at batch boundaries,
+// after the batch's final snapshots are stored, so results stay exact
+// through crashes, restarts and rebalances without Kafka transactions.
+// Rejected records are forwarded, with their reason, to picture.rejected.
 //
 // Records on the picture topic may have any key (or none) and land on any
-// partition, so contributions travel to the table through goka's loop topic,
-// re-keyed by statistic name.
+// partition: nothing here depends on input keys.
 package processor
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
+	"time"
 	"unicode/utf8"
 
+	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
 	gokacodec "github.com/lovoo/goka/codec"
 
@@ -26,24 +37,51 @@ import (
 
 // Processor aggregates registrations into the enabled statistics.
 type Processor struct {
-	names  cluster.Names
-	kinds  map[string]stats.Kind
-	empty  map[string][]byte // encoding of each kind's empty aggregate
-	logger *slog.Logger
+	names    cluster.Names
+	kinds    []stats.Kind
+	byName   map[string]stats.Kind
+	logger   *slog.Logger
+	batch    int64
+	interval time.Duration
+	batcher  *batcher
 }
 
+// Option configures a Processor.
+type Option func(*Processor)
+
+// WithBatchSize sets N, the number of input offsets per batch. A larger N
+// commits less often; after a crash at most N records per partition are
+// read again (and counted once).
+func WithBatchSize(n int64) Option { return func(p *Processor) { p.batch = n } }
+
+// WithSnapshotInterval sets how often open batches are snapshotted: the
+// main part of the latency from a registration to the API.
+func WithSnapshotInterval(d time.Duration) Option { return func(p *Processor) { p.interval = d } }
+
+// Defaults of the options.
+const (
+	DefaultBatchSize        = 10_000
+	DefaultSnapshotInterval = 20 * time.Millisecond
+)
+
 // New returns a processor for the given statistics.
-func New(names cluster.Names, kinds []stats.Kind, logger *slog.Logger) (*Processor, error) {
+func New(names cluster.Names, kinds []stats.Kind, logger *slog.Logger, opts ...Option) (*Processor, error) {
 	if len(kinds) == 0 {
-		return nil, fmt.Errorf("processor: no statistics enabled")
+		return nil, errors.New("processor: no statistics enabled")
 	}
-	p := &Processor{names: names, kinds: map[string]stats.Kind{}, empty: map[string][]byte{}, logger: logger}
+	p := &Processor{names: names, kinds: kinds, byName: map[string]stats.Kind{}, logger: logger,
+		batch: DefaultBatchSize, interval: DefaultSnapshotInterval}
+	for _, o := range opts {
+		o(p)
+	}
+	if p.batch < 1 {
+		return nil, fmt.Errorf("processor: batch size %d: want at least 1", p.batch)
+	}
+	if p.interval <= 0 {
+		return nil, fmt.Errorf("processor: snapshot interval %v: want more than 0", p.interval)
+	}
 	for _, k := range kinds {
-		empty, err := k.Encode(k.New())
-		if err != nil {
-			return nil, fmt.Errorf("processor: %w", err)
-		}
-		p.kinds[k.Name], p.empty[k.Name] = k, empty
+		p.byName[k.Name] = k
 	}
 	return p, nil
 }
@@ -55,20 +93,64 @@ func New(names cluster.Names, kinds []stats.Kind, logger *slog.Logger) (*Process
 func (p *Processor) Graph() *goka.GroupGraph {
 	return goka.DefineGroup(p.names.Group,
 		goka.Input(p.names.Pictures, new(gokacodec.Bytes), p.consume),
-		goka.Loop(new(gokacodec.Bytes), p.merge),
+		goka.Loop(new(gokacodec.Bytes), p.apply),
 		goka.Persist(new(gokacodec.Bytes)),
 		goka.Output(p.names.Stats, new(gokacodec.Bytes)),
 		goka.Output(p.names.Rejected, new(gokacodec.Bytes)),
 	)
 }
 
-// NewGoka builds the runnable goka processor.
-func (p *Processor) NewGoka(c cluster.Config, opts ...goka.ProcessorOption) (*goka.Processor, error) {
-	proc, err := goka.NewProcessor(c.Brokers, p.Graph(), append(c.ProcessorOptions(), opts...)...)
+// Run runs the processor until ctx is cancelled or it fails. A snapshot that
+// Kafka does not store is a failure: nothing is committed past it, and the
+// process should exit so that another instance takes over.
+func (p *Processor) Run(ctx context.Context, c cluster.Config, opts ...goka.ProcessorOption) error {
+	cfg := c.Sarama()
+	producer, err := goka.ProducerBuilderWithConfig(cfg)(c.Brokers, cfg.ClientID+"-snapshots", goka.DefaultHasher())
 	if err != nil {
-		return nil, fmt.Errorf("processor: %w", err)
+		return fmt.Errorf("processor: snapshot producer: %w", err)
 	}
-	return proc, nil
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var failOnce sync.Once
+	p.batcher = &batcher{
+		kinds: p.kinds, size: p.batch, input: string(p.names.Pictures), loop: string(p.names.Loop()), producer: producer,
+		fail: func(err error) {
+			failOnce.Do(func() {
+				p.logger.Error("processor failing", "err", err)
+				cancel(fmt.Errorf("%w: %w", errBatcherFailed, err))
+			})
+		},
+	}
+	groupBuilder := func(brokers []string, group, clientID string) (sarama.ConsumerGroup, error) {
+		cg, err := goka.ConsumerGroupBuilderWithConfig(cfg)(brokers, group, clientID)
+		if err != nil {
+			return nil, err
+		}
+		return &markFilter{ConsumerGroup: cg, b: p.batcher}, nil
+	}
+	opts = append(append(c.ProcessorOptions(), goka.WithConsumerGroupBuilder(groupBuilder)), opts...)
+	proc, err := goka.NewProcessor(c.Brokers, p.Graph(), opts...)
+	if err != nil {
+		producer.Close()
+		return fmt.Errorf("processor: %w", err)
+	}
+
+	stop := make(chan struct{})
+	flushed := make(chan struct{})
+	go func() { defer close(flushed); p.batcher.run(p.interval, stop) }()
+	err = proc.Run(ctx)
+	close(stop)
+	<-flushed
+	if cerr := producer.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("processor: closing the snapshot producer: %w", cerr)
+	}
+	if cause := context.Cause(ctx); errors.Is(cause, errBatcherFailed) {
+		return cause
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("processor: %w", err)
+	}
+	return nil
 }
 
 func bytesOf(msg any) []byte {
@@ -76,8 +158,7 @@ func bytesOf(msg any) []byte {
 	return b
 }
 
-// consume handles one record of the picture topic: it sends one delta
-// aggregate per statistic the record changes through the loop topic.
+// consume handles one record of the picture topic.
 func (p *Processor) consume(ctx goka.Context, msg any) {
 	rec := stats.Record{Time: ctx.Timestamp()}
 	reg, err := codec.Decode(bytesOf(msg))
@@ -87,23 +168,12 @@ func (p *Processor) consume(ctx goka.Context, msg any) {
 	} else {
 		rec.Registration = reg
 	}
-	for name, k := range p.kinds {
-		delta := k.New()
-		delta.Add(rec)
-		b, err := k.Encode(delta)
-		if err != nil {
-			ctx.Fail(err)
-		}
-		if string(b) == string(p.empty[name]) { // the record does not change this statistic
-			continue
-		}
-		ctx.Loopback(name, b)
-	}
+	p.batcher.add(ctx.Partition(), ctx.Offset(), rec)
 }
 
 // Rejection is the value forwarded to picture.rejected. Its key is
-// "<topic>/<partition>/<offset>" of the original record, so a reader can
-// drop repeats.
+// "<topic>/<partition>/<offset>" of the original record: after a crash a
+// record may be forwarded again, and the key lets a reader drop repeats.
 type Rejection struct {
 	Reason    codec.Reason `json:"reason"`
 	Error     string       `json:"error"`
@@ -132,43 +202,54 @@ func (p *Processor) reject(ctx goka.Context, value []byte, reason codec.Reason, 
 	ctx.Emit(p.names.Rejected, RejectionKey(r.Topic, r.Partition, r.Offset), b)
 }
 
-// merge folds a delta from the loop topic into the statistic's table value
-// and republishes the statistic.
-func (p *Processor) merge(ctx goka.Context, msg any) {
+// apply folds a snapshot from the loop topic into the statistic's table
+// value and, if that changed it, republishes the statistic.
+func (p *Processor) apply(ctx goka.Context, msg any) {
 	name := ctx.Key()
-	k, ok := p.kinds[name]
+	k, ok := p.byName[name]
 	if !ok {
 		// Sent by an instance with other statistics enabled; this one keeps
 		// no table value for it.
-		p.logger.Warn("dropping a delta of a statistic that is not enabled here", "stat", name)
+		p.logger.Warn("dropping a snapshot of a statistic that is not enabled here", "stat", name)
 		return
 	}
-	cur, err := TableValue(k, ctx.Value())
-	if err != nil {
-		ctx.Fail(err) // state written by another version: stop loudly rather than misread it
-	}
-	delta, err := k.Decode(bytesOf(msg))
-	if err != nil {
+	var snap Snapshot
+	if err := snap.UnmarshalBinary(bytesOf(msg)); err != nil {
 		ctx.Fail(fmt.Errorf("loop message for %s: %w", name, err))
 	}
-	cur.Merge(delta)
-	b, err := k.Encode(cur)
+	var v Value
+	if err := v.UnmarshalBinary(bytesOf(ctx.Value())); err != nil {
+		ctx.Fail(fmt.Errorf("table value of %s: %w", name, err)) // stop loudly rather than misread state
+	}
+	changed, err := v.Apply(k, snap)
+	if err != nil {
+		ctx.Fail(fmt.Errorf("apply a snapshot of %s: %w", name, err))
+	}
+	if !changed {
+		return
+	}
+	b, _ := v.MarshalBinary()
+	ctx.SetValue(b)
+	total, err := v.Stat(k)
 	if err != nil {
 		ctx.Fail(err)
 	}
-	ctx.SetValue(b)
-	res, err := json.Marshal(cur.Result())
+	res, err := json.Marshal(total.Result())
 	if err != nil {
 		ctx.Fail(fmt.Errorf("result of %s: %w", name, err))
 	}
 	ctx.Emit(p.names.Stats, name, res)
 }
 
-// TableValue decodes a value of the group table (as a processor or a view
-// returns it; nil when the statistic has no value yet) into the aggregate of
-// statistic k.
+// TableValue decodes a value of the group table (as a view returns it; nil
+// when the statistic has no value yet) into the aggregate of statistic k
+// over everything the table has seen.
 func TableValue(k stats.Kind, value any) (stats.Stat, error) {
-	s, err := k.Decode(bytesOf(value))
+	var v Value
+	if err := v.UnmarshalBinary(bytesOf(value)); err != nil {
+		return nil, fmt.Errorf("table value of %s: %w", k.Name, err)
+	}
+	s, err := v.Stat(k)
 	if err != nil {
 		return nil, fmt.Errorf("table value of %s: %w", k.Name, err)
 	}

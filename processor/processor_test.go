@@ -3,6 +3,7 @@ package processor
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"testing"
 
@@ -14,16 +15,20 @@ import (
 	"github.com/picstats/picstats/stats"
 )
 
-// startTester runs the processor's real group graph on goka's in-memory
-// tester.
-func startTester(t *testing.T, kinds []stats.Kind) (*tester.Tester, cluster.Names) {
+// startTester runs the processor's real group graph and batcher on goka's
+// in-memory tester. Snapshots of open batches are sent when the test calls
+// flush, so the test decides when they happen.
+func startTester(t *testing.T, kinds []stats.Kind, opts ...Option) (tt *tester.Tester, names cluster.Names, flush func()) {
 	t.Helper()
-	tt := tester.New(t)
-	names := cluster.DefaultNames("")
-	p, err := New(names, kinds, slog.New(slog.DiscardHandler))
+	tt = tester.New(t)
+	names = cluster.DefaultNames("")
+	p, err := New(names, kinds, slog.New(slog.DiscardHandler), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
+	producer, _ := tt.ProducerBuilder()(nil, "", goka.DefaultHasher())
+	p.batcher = &batcher{kinds: kinds, size: p.batch, input: string(names.Pictures), loop: string(names.Loop()),
+		producer: producer, fail: func(err error) { t.Errorf("batcher: %v", err) }}
 	proc, err := goka.NewProcessor(nil, p.Graph(), goka.WithTester(tt))
 	if err != nil {
 		t.Fatal(err)
@@ -37,7 +42,7 @@ func startTester(t *testing.T, kinds []stats.Kind) (*tester.Tester, cluster.Name
 			t.Errorf("processor: %v", err)
 		}
 	})
-	return tt, names
+	return tt, names, func() { p.batcher.flush(); tt.Catchup() }
 }
 
 // result reads a statistic from the group table as the API would.
@@ -53,7 +58,7 @@ func result(t *testing.T, tt *tester.Tester, names cluster.Names, stat string) s
 }
 
 func TestAggregatesIntoTableAndStatsTopic(t *testing.T) {
-	tt, names := startTester(t, stats.All())
+	tt, names, flush := startTester(t, stats.All(), WithBatchSize(2))
 	statsOut := tt.NewQueueTracker(string(names.Stats))
 
 	inputs := []struct{ key, value string }{
@@ -66,6 +71,12 @@ func TestAggregatesIntoTableAndStatsTopic(t *testing.T) {
 	for _, in := range inputs {
 		tt.Consume(string(names.Pictures), in.key, []byte(in.value))
 	}
+	// Offsets 0-3 are in the closed batches 0 and 1; offset 4 is in the open
+	// batch 2, which only a snapshot brings to the table.
+	if got := result(t, tt, names, "count"); got != `{"registrations":2}` {
+		t.Errorf("before the snapshot of the open batch: count = %s, want the closed batches' 2", got)
+	}
+	flush()
 
 	for stat, want := range map[string]string{
 		"count":          `{"registrations":3}`,
@@ -99,7 +110,7 @@ func TestAggregatesIntoTableAndStatsTopic(t *testing.T) {
 }
 
 func TestRejectedRecordsAreForwardedWithReason(t *testing.T) {
-	tt, names := startTester(t, stats.All())
+	tt, names, _ := startTester(t, stats.All())
 	rejected := tt.NewQueueTracker(string(names.Rejected))
 
 	tt.Consume(string(names.Pictures), "k1", []byte(`{"picture_id":null,"weight":5}`))
@@ -138,8 +149,9 @@ func TestRejectedRecordsAreForwardedWithReason(t *testing.T) {
 
 func TestOnlyEnabledStatisticsAreKept(t *testing.T) {
 	count, _ := stats.Lookup("count")
-	tt, names := startTester(t, []stats.Kind{count})
+	tt, names, flush := startTester(t, []stats.Kind{count})
 	tt.Consume(string(names.Pictures), "", []byte(`{"picture_id":"a","weight":5}`))
+	flush()
 	if keys := tt.GetTableKeys(names.Table()); len(keys) != 1 || keys[0] != "count" {
 		t.Fatalf("table keys %v, want [count]", keys)
 	}
@@ -147,9 +159,29 @@ func TestOnlyEnabledStatisticsAreKept(t *testing.T) {
 
 func TestStateOfAnotherVersionFailsLoudly(t *testing.T) {
 	k, _ := stats.Lookup("count")
-	_, err := TableValue(k, []byte{k.Version + 1, 2})
-	if err == nil {
-		t.Fatal("decoded a table value written by another encoding version")
+	if _, err := TableValue(k, []byte{valueVersion + 1, 0}); !errors.Is(err, stats.ErrVersion) {
+		t.Fatalf("table value of another format version: err %v, want ErrVersion", err)
+	}
+	var v Value
+	if _, err := v.Apply(k, Snapshot{Batch: 0, Prev: -1, Final: true, Agg: []byte{k.Version + 1, 2}}); !errors.Is(err, stats.ErrVersion) {
+		t.Fatalf("aggregate of another statistic version: err %v, want ErrVersion", err)
+	}
+}
+
+// TestSnapshotsAreOnlySentWhenSomethingChanged checks that an idle
+// partition costs nothing: a second flush without new records sends nothing.
+func TestSnapshotsAreOnlySentWhenSomethingChanged(t *testing.T) {
+	tt, names, flush := startTester(t, stats.All())
+	loop := tt.NewQueueTracker(string(names.Loop()))
+	tt.Consume(string(names.Pictures), "", []byte(`{"picture_id":"a","weight":5}`))
+	flush()
+	sent := loop.Hwm()
+	if sent != int64(len(stats.All())) {
+		t.Fatalf("one flush sent %d snapshots, want one per statistic (%d)", sent, len(stats.All()))
+	}
+	flush()
+	if loop.Hwm() != sent {
+		t.Fatalf("an idle flush sent %d more snapshots", loop.Hwm()-sent)
 	}
 }
 

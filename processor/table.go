@@ -1,0 +1,213 @@
+package processor
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/picstats/picstats/stats"
+)
+
+// Value is the group table's value of one statistic: for every input
+// partition, the merged aggregate of its closed batches and the latest
+// snapshot of its open batch. The statistic's result is all of them merged.
+type Value struct {
+	Parts []Part // sorted by Partition
+}
+
+// Part is one input partition's share of a statistic.
+type Part struct {
+	Partition     int32
+	ClosedThrough int64  // last batch merged into Closed; noBatch if none
+	Closed        []byte // merged aggregate of batches ≤ ClosedThrough (stats.Kind encoding; empty: nothing)
+	Open          *OpenBatch
+}
+
+// OpenBatch is the latest snapshot of a batch that is not closed yet.
+type OpenBatch struct {
+	Batch int64
+	Last  int64
+	Agg   []byte
+}
+
+const noBatch = -1
+
+func (v *Value) part(p int32) *Part {
+	i, found := slices.BinarySearchFunc(v.Parts, p, func(x Part, p int32) int { return int(x.Partition - p) })
+	if !found {
+		v.Parts = slices.Insert(v.Parts, i, Part{Partition: p, ClosedThrough: noBatch})
+	}
+	return &v.Parts[i]
+}
+
+// Apply folds a snapshot into the value by the rule that makes results
+// exact under replays, crashes and several owners of a partition:
+//
+//   - a snapshot of a batch that is closed already is ignored;
+//   - a snapshot whose Prev is not closed yet is ignored (it skips a batch,
+//     e.g. from an old owner still running ahead): batches close in order;
+//   - a final snapshot merges its aggregate into Closed and clears an open
+//     snapshot of that batch or an earlier one;
+//   - an open snapshot replaces the open one if there is none, if it is of a
+//     later batch, or if it is of the same batch and reaches a later offset.
+//
+// Every snapshot is deterministic in (Batch, Last), so a repeated or stale
+// one changes nothing. Apply reports whether the value changed.
+func (v *Value) Apply(k stats.Kind, s Snapshot) (bool, error) {
+	p := v.part(s.Partition)
+	if p.ClosedThrough != noBatch && (s.Batch <= p.ClosedThrough || s.Prev > p.ClosedThrough) {
+		return false, nil
+	}
+	if !s.Final {
+		if p.Open != nil && (p.Open.Batch > s.Batch || (p.Open.Batch == s.Batch && p.Open.Last >= s.Last)) {
+			return false, nil
+		}
+		p.Open = &OpenBatch{Batch: s.Batch, Last: s.Last, Agg: s.Agg}
+		return true, nil
+	}
+	closed, err := k.Decode(p.Closed)
+	if err != nil {
+		return false, err
+	}
+	batch, err := k.Decode(s.Agg)
+	if err != nil {
+		return false, err
+	}
+	closed.Merge(batch)
+	if p.Closed, err = k.Encode(closed); err != nil {
+		return false, err
+	}
+	p.ClosedThrough = s.Batch
+	if p.Open != nil && p.Open.Batch <= s.Batch {
+		p.Open = nil
+	}
+	return true, nil
+}
+
+// Stat merges every partition's closed and open aggregates: the statistic
+// over everything the table has seen.
+func (v *Value) Stat(k stats.Kind) (stats.Stat, error) {
+	total := k.New()
+	for _, p := range v.Parts {
+		for _, agg := range [][]byte{p.Closed, openAgg(p.Open)} {
+			s, err := k.Decode(agg)
+			if err != nil {
+				return nil, err
+			}
+			total.Merge(s)
+		}
+	}
+	return total, nil
+}
+
+func openAgg(o *OpenBatch) []byte {
+	if o == nil {
+		return nil
+	}
+	return o.Agg
+}
+
+const valueVersion = 1
+
+// MarshalBinary encodes the value for the table's changelog.
+func (v *Value) MarshalBinary() ([]byte, error) {
+	b := []byte{valueVersion}
+	b = binary.AppendUvarint(b, uint64(len(v.Parts)))
+	for _, p := range v.Parts {
+		b = binary.AppendVarint(b, int64(p.Partition))
+		b = binary.AppendVarint(b, p.ClosedThrough)
+		b = appendBytes(b, p.Closed)
+		if p.Open == nil {
+			b = append(b, 0)
+			continue
+		}
+		b = append(b, 1)
+		b = binary.AppendVarint(b, p.Open.Batch)
+		b = binary.AppendVarint(b, p.Open.Last)
+		b = appendBytes(b, p.Open.Agg)
+	}
+	return b, nil
+}
+
+func appendBytes(b, data []byte) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(data))), data...)
+}
+
+var errBadValue = errors.New("malformed table value")
+
+// UnmarshalBinary decodes a table value; empty data is an empty value.
+func (v *Value) UnmarshalBinary(data []byte) error {
+	*v = Value{}
+	if len(data) == 0 {
+		return nil
+	}
+	if data[0] != valueVersion {
+		return fmt.Errorf("%w: table format version %d, this build reads %d: %w", errBadValue, data[0], valueVersion, stats.ErrVersion)
+	}
+	r := byteReader{b: data[1:]}
+	n := r.uvarint()
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		p := Part{Partition: int32(r.varint()), ClosedThrough: r.varint(), Closed: r.bytes()}
+		if r.byte() == 1 {
+			p.Open = &OpenBatch{Batch: r.varint(), Last: r.varint(), Agg: r.bytes()}
+		}
+		v.Parts = append(v.Parts, p)
+	}
+	if r.err == nil && len(r.b) > 0 {
+		r.err = errBadValue
+	}
+	return r.err
+}
+
+type byteReader struct {
+	b   []byte
+	err error
+}
+
+func (r *byteReader) varint() int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.err = errBadValue
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *byteReader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err = errBadValue
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *byteReader) byte() byte {
+	if r.err != nil || len(r.b) == 0 {
+		r.err = errBadValue
+		return 0
+	}
+	c := r.b[0]
+	r.b = r.b[1:]
+	return c
+}
+
+func (r *byteReader) bytes() []byte {
+	n := r.uvarint()
+	if r.err != nil || n > uint64(len(r.b)) {
+		r.err = errBadValue
+		return nil
+	}
+	out := r.b[:n:n]
+	r.b = r.b[n:]
+	return out
+}
