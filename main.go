@@ -116,8 +116,11 @@ func runAll(ctx context.Context, o *options) error {
 	return g.Wait()
 }
 
+// brokerWait is how long a role waits for an unreachable cluster at start.
+const brokerWait = time.Minute
+
 func runProcessor(ctx context.Context, o *options) error {
-	if err := cluster.EnsureTopics(ctx, o.cluster); err != nil {
+	if err := cluster.WaitAndEnsureTopics(ctx, o.cluster, brokerWait); err != nil {
 		return err
 	}
 	p, err := processor.New(o.cluster.Names, stats.All(), o.logger,
@@ -172,7 +175,7 @@ func displayAddr(a net.Addr) string {
 }
 
 func runDatafeed(ctx context.Context, o *options) error {
-	if err := cluster.EnsureTopics(ctx, o.cluster); err != nil {
+	if err := cluster.WaitAndEnsureTopics(ctx, o.cluster, brokerWait); err != nil {
 		return err
 	}
 	cl, err := o.cluster.Client()

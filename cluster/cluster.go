@@ -93,6 +93,10 @@ func (c Config) Sarama() *sarama.Config {
 	cfg.Producer.RequiredAcks = sarama.WaitForAll
 	cfg.Producer.Idempotent = true
 	cfg.Net.MaxOpenRequests = 1
+	// Ride out a broker restart or a leader move (about 15 s) instead of
+	// failing the processor; ordering holds across retries.
+	cfg.Producer.Retry.Max = 30
+	cfg.Producer.Retry.Backoff = 500 * time.Millisecond
 	// A SIGTERM during JoinGroup waits for the rebalance timeout.
 	cfg.Consumer.Group.Rebalance.Timeout = 10 * time.Second
 	cfg.Metadata.Retry.Backoff = 100 * time.Millisecond
@@ -153,6 +157,27 @@ func (c Config) Client(opts ...kgo.Opt) (*kgo.Client, error) {
 // Loop is goka's loop topic of the processor group (goka names it with the
 // default suffix "-loop"; a processor test checks the two agree).
 func (n Names) Loop() goka.Stream { return goka.Stream(string(n.Group) + "-loop") }
+
+// WaitAndEnsureTopics is EnsureTopics, retried while the cluster does not
+// answer (it may be starting or restarting), for up to wait.
+func WaitAndEnsureTopics(ctx context.Context, c Config, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for backoff := 250 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+		err := EnsureTopics(ctx, c)
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		if time.Now().Add(backoff).After(deadline) {
+			return fmt.Errorf("no usable Kafka cluster at %v after %v: %w", c.Brokers, wait, err)
+		}
+		c.logger().Warn("cannot set up the topics yet; retrying", "brokers", c.Brokers, "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+	}
+}
 
 // EnsureTopics creates every topic of the pipeline that does not exist yet:
 // picture, stats (compacted: the latest value per statistic), and

@@ -3,6 +3,7 @@ package processor
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +32,7 @@ type batcher struct {
 	loop     string
 	producer goka.Producer
 	fail     func(error)
+	logger   *slog.Logger
 
 	mu      sync.RWMutex
 	session sarama.ConsumerGroupSession // the real one; nil between sessions

@@ -2,6 +2,11 @@ package processor
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
 
 	"github.com/IBM/sarama"
 )
@@ -20,14 +25,49 @@ type markFilter struct {
 }
 
 func (f *markFilter) Consume(ctx context.Context, topics []string, h sarama.ConsumerGroupHandler) error {
+	var retryUntil time.Time
 	for {
-		if err := f.ConsumerGroup.Consume(ctx, topics, &filterHandler{h, f.b}); err != nil {
-			return err
-		}
+		err := f.ConsumerGroup.Consume(ctx, topics, &filterHandler{h, f.b})
 		if ctx.Err() != nil {
 			return nil
 		}
+		if err == nil {
+			retryUntil = time.Time{}
+			continue
+		}
+		// A restarting broker answers for a while that its coordinator is
+		// loading or moving: wait for it rather than exit.
+		if !transient(err) {
+			return err
+		}
+		if retryUntil.IsZero() {
+			retryUntil = time.Now().Add(transientWait)
+		} else if time.Now().After(retryUntil) {
+			return fmt.Errorf("the group coordinator did not recover in %v: %w", transientWait, err)
+		}
+		f.b.logger.Warn("consumer group not available yet; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
+}
+
+const transientWait = 2 * time.Minute
+
+func transient(err error) bool {
+	for _, e := range []error{
+		sarama.ErrOffsetsLoadInProgress, sarama.ErrConsumerCoordinatorNotAvailable, sarama.ErrNotCoordinatorForConsumer,
+		sarama.ErrRebalanceInProgress, sarama.ErrLeaderNotAvailable, sarama.ErrNotLeaderForPartition,
+		sarama.ErrRequestTimedOut, sarama.ErrNetworkException, sarama.ErrOutOfBrokers, sarama.ErrBrokerNotAvailable,
+	} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	var netErr *net.OpError // the broker went away mid-session
+	return errors.Is(err, io.EOF) || errors.As(err, &netErr)
 }
 
 type filterHandler struct {

@@ -114,6 +114,7 @@ func (p *Processor) Run(ctx context.Context, c cluster.Config, opts ...goka.Proc
 	var failOnce sync.Once
 	p.batcher = &batcher{
 		kinds: p.kinds, size: p.batch, input: string(p.names.Pictures), loop: string(p.names.Loop()), producer: producer,
+		logger: p.logger,
 		fail: func(err error) {
 			failOnce.Do(func() {
 				p.logger.Error("processor failing", "err", err)

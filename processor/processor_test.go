@@ -28,7 +28,7 @@ func startTester(t *testing.T, kinds []stats.Kind, opts ...Option) (tt *tester.T
 	}
 	producer, _ := tt.ProducerBuilder()(nil, "", goka.DefaultHasher())
 	p.batcher = &batcher{kinds: kinds, size: p.batch, input: string(names.Pictures), loop: string(names.Loop()),
-		producer: producer, fail: func(err error) { t.Errorf("batcher: %v", err) }}
+		producer: producer, logger: slog.New(slog.DiscardHandler), fail: func(err error) { t.Errorf("batcher: %v", err) }}
 	proc, err := goka.NewProcessor(nil, p.Graph(), goka.WithTester(tt))
 	if err != nil {
 		t.Fatal(err)

@@ -9,8 +9,13 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -26,10 +31,30 @@ func Real() bool { return os.Getenv(EnvBrokers) != "" }
 
 var unsafe = regexp.MustCompile(`[^a-zA-Z0-9]+`)
 
+// EnvKafkaDir names the environment variable with the folder of the real
+// broker that scripts/kafka runs, which tests need to restart it.
+const EnvKafkaDir = "PICSTATS_TEST_KAFKA_DIR"
+
 // Start returns the configuration of a cluster for this test, with names no
 // other test uses.
 func Start(t testing.TB) cluster.Config {
 	t.Helper()
+	cfg, _ := StartBroker(t)
+	return cfg
+}
+
+// Broker is the broker of a test, which the test may restart.
+type Broker struct {
+	embedded *cluster.Embedded
+	dataDir  string
+	port     int
+}
+
+// StartBroker is Start that also returns the broker. An embedded broker
+// keeps its state in a temporary folder, so that it survives a restart.
+func StartBroker(t testing.TB) (cluster.Config, *Broker) {
+	t.Helper()
+	b := &Broker{}
 	var brokers []string
 	if env := os.Getenv(EnvBrokers); env != "" {
 		var err error
@@ -37,13 +62,49 @@ func Start(t testing.TB) cluster.Config {
 			t.Fatalf("$%s: %v", EnvBrokers, err)
 		}
 	} else {
-		e, err := cluster.StartEmbedded()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(e.Close)
-		brokers = e.Brokers()
+		b.dataDir = t.TempDir()
+		b.start(t)
+		t.Cleanup(func() { b.embedded.Close() })
+		brokers = b.embedded.Brokers()
+		_, port, _ := net.SplitHostPort(brokers[0])
+		b.port, _ = strconv.Atoi(port)
 	}
+	return config(t, brokers), b
+}
+
+func (b *Broker) start(t testing.TB) {
+	opts := []cluster.EmbeddedOption{cluster.WithDataDir(b.dataDir)}
+	if b.port != 0 {
+		opts = append(opts, cluster.WithPort(b.port))
+	}
+	e, err := cluster.StartEmbedded(opts...)
+	if err != nil {
+		t.Fatalf("start the embedded broker: %v", err)
+	}
+	b.embedded = e
+}
+
+// Restart stops the broker and starts it again with its data: the embedded
+// one in-process, a real one with scripts/kafka restart.
+func (b *Broker) Restart(t testing.TB) {
+	t.Helper()
+	if b.embedded == nil {
+		dir := os.Getenv(EnvKafkaDir)
+		if dir == "" {
+			t.Fatalf("restarting the real broker needs $%s (scripts/test-kafka sets it)", EnvKafkaDir)
+		}
+		_, file, _, _ := runtime.Caller(0)
+		script := filepath.Join(filepath.Dir(file), "..", "..", "scripts", "kafka")
+		if out, err := exec.Command(script, "restart", "--dir", dir).CombinedOutput(); err != nil {
+			t.Fatalf("scripts/kafka restart: %v\n%s", err, out)
+		}
+		return
+	}
+	b.embedded.Close()
+	b.start(t)
+}
+
+func config(t testing.TB, brokers []string) cluster.Config {
 	name := strings.ToLower(unsafe.ReplaceAllString(t.Name(), "-"))
 	if len(name) > 40 {
 		name = name[:40]
