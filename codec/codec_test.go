@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -96,10 +97,19 @@ func FuzzDecode(f *testing.F) {
 	for _, seed := range []string{
 		`{"picture_id": "000000243626", "weight": 1778}`, `{"picture_id":null,"weight":5}`,
 		`{"weight":-1}`, `null`, `[]`, `{"picture_id":"a","weight":1e400}`, "",
+		` { "weight" : 20 , "picture_id" : "x" } `, `{"picture_id":"a","weight":0123}`, `{"picture_id":"a","weight":-0}`,
+		`{"picture_id":"a","picture_id":"b","weight":1}`, `{"picture_id":"éé","weight":99999999999999999999}`,
 	} {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		// The fast path must agree with encoding/json wherever it answers.
+		if fast, ferr, ok := decodeCommon(data); ok {
+			general, gerr := decodeGeneral(data)
+			if fast != general || fmt.Sprint(ferr) != fmt.Sprint(gerr) {
+				t.Fatalf("%q: fast path (%+v, %v), general path (%+v, %v)", data, fast, ferr, general, gerr)
+			}
+		}
 		r, err := Decode(data)
 		if err != nil {
 			if _, ok := ReasonOf(err); !ok {
