@@ -87,19 +87,23 @@ func (c Config) Sarama() *sarama.Config {
 	cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
 	// sarama's 100 ms default flush dominated produce-to-view latency.
 	cfg.Producer.Flush.Frequency = 5 * time.Millisecond
-	// Idempotent, one request in flight: snapshots and table updates reach
-	// Kafka in the order they were sent, even across retries. The engine's
-	// exactness depends on it.
+	// One request in flight per broker: snapshots and table updates reach
+	// Kafka in the order they were sent, also across retries, which the
+	// engine's exactness relies on. Retries may duplicate a message; every
+	// write picstats makes is harmless to repeat, so idempotence (which
+	// kfake does not carry across a restart) is not needed.
 	cfg.Producer.RequiredAcks = sarama.WaitForAll
-	cfg.Producer.Idempotent = true
 	cfg.Net.MaxOpenRequests = 1
 	// Ride out a broker restart or a leader move (about 15 s) instead of
-	// failing the processor; ordering holds across retries.
+	// failing the processor.
 	cfg.Producer.Retry.Max = 30
 	cfg.Producer.Retry.Backoff = 500 * time.Millisecond
 	// A SIGTERM during JoinGroup waits for the rebalance timeout.
 	cfg.Consumer.Group.Rebalance.Timeout = 10 * time.Second
 	cfg.Metadata.Retry.Backoff = 100 * time.Millisecond
+	// Deeper buffers between sarama's fetcher and goka's partition
+	// processors: fewer goroutine hand-offs per record while draining.
+	cfg.ChannelBufferSize = 4096
 	return cfg
 }
 
@@ -130,6 +134,7 @@ func (c Config) ProcessorOptions() []goka.ProcessorOption {
 		goka.WithTopicManagerBuilder(c.topicManager()),
 		goka.WithStorageBuilder(storage.MemoryBuilder()),
 		goka.WithLogger(gokaLogger{c.logger()}),
+		goka.WithPartitionChannelSize(4096), // goka's default is 10
 	}
 }
 
@@ -154,9 +159,13 @@ func (c Config) Client(opts ...kgo.Opt) (*kgo.Client, error) {
 	return cl, nil
 }
 
-// Loop is goka's loop topic of the processor group (goka names it with the
-// default suffix "-loop"; a processor test checks the two agree).
-func (n Names) Loop() goka.Stream { return goka.Stream(string(n.Group) + "-loop") }
+// Snapshots is the topic that carries batch snapshots from the input stage
+// to the table, keyed by statistic name.
+func (n Names) Snapshots() goka.Stream { return goka.Stream(string(n.Group) + "-snapshots") }
+
+// InputGroup is the consumer group of the input stage, which reads the
+// picture topic and commits its offsets.
+func (n Names) InputGroup() string { return string(n.Group) + "-input" }
 
 // WaitAndEnsureTopics is EnsureTopics, retried while the cluster does not
 // answer (it may be starting or restarting), for up to wait.
@@ -181,11 +190,11 @@ func WaitAndEnsureTopics(ctx context.Context, c Config, wait time.Duration) erro
 
 // EnsureTopics creates every topic of the pipeline that does not exist yet:
 // picture, stats (compacted: the latest value per statistic), and
-// picture.rejected, then goka's loop and table topics with as many
-// partitions as picture has (goka requires them co-partitioned). goka would
-// create the last two itself, but fails when several processors race to do
-// so; creating them here, where "already exists" is success, makes starting
-// any number of processors and datafeeds at once safe.
+// picture.rejected, then the snapshots topic and goka's table topic with as
+// many partitions as picture has (goka requires the two co-partitioned).
+// goka would create the table itself, but fails when several processors
+// race to do so; creating it here, where "already exists" is success, makes
+// starting any number of processors and datafeeds at once safe.
 func EnsureTopics(ctx context.Context, c Config) error {
 	cl, err := c.Client()
 	if err != nil {
@@ -225,8 +234,9 @@ func EnsureTopics(ctx context.Context, c Config) error {
 	if partitions == 0 {
 		return fmt.Errorf("topic %s has no partitions yet", c.Names.Pictures)
 	}
-	loopRetention := "3600000" // goka's default for streams it creates: an hour
-	if err := create(string(c.Names.Loop()), partitions, map[string]*string{"retention.ms": &loopRetention}); err != nil {
+	// Snapshots matter only until the table has them; a day is ample.
+	snapshotRetention := "86400000"
+	if err := create(string(c.Names.Snapshots()), partitions, map[string]*string{"retention.ms": &snapshotRetention}); err != nil {
 		return err
 	}
 	if err := create(string(c.Names.Table()), partitions, map[string]*string{"cleanup.policy": &compact}); err != nil {
@@ -236,7 +246,7 @@ func EnsureTopics(ctx context.Context, c Config) error {
 }
 
 func (n Names) all() []string {
-	return []string{string(n.Pictures), string(n.Stats), string(n.Rejected), string(n.Loop()), string(n.Table())}
+	return []string{string(n.Pictures), string(n.Stats), string(n.Rejected), string(n.Snapshots()), string(n.Table())}
 }
 
 // waitVisible waits until the broker's metadata shows every topic with a

@@ -58,7 +58,7 @@ func TestEnsureTopicsIsIdempotent(t *testing.T) {
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 	n := cfg.Names
-	all := []string{string(n.Pictures), string(n.Stats), string(n.Rejected), string(n.Loop()), string(n.Table())}
+	all := []string{string(n.Pictures), string(n.Stats), string(n.Rejected), string(n.Snapshots()), string(n.Table())}
 	details, err := adm.ListTopics(context.Background(), all...)
 	if err != nil {
 		t.Fatal(err)

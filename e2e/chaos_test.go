@@ -81,12 +81,14 @@ func TestChaos(t *testing.T) {
 		broker.Restart(t)
 	}
 	acked := <-produced
+	t.Logf("%v: production and chaos done", time.Since(start).Round(time.Millisecond))
 
 	want := truthFromTopic(t, cfg, string(cfg.Names.Pictures))
 	if acked > want.total() {
 		t.Fatalf("the producer had %d records acknowledged but the picture topic holds %d", acked, want.total())
 	}
 	got := waitForTotal(t, url, want.total(), 5*time.Minute)
+	t.Logf("%v: the API shows every record", time.Since(start).Round(time.Millisecond))
 	sup.stop()
 
 	kills, crashes := sup.counts()
@@ -288,5 +290,9 @@ func (s *supervisor) stop() {
 func lastLine(path string) string {
 	b, _ := os.ReadFile(path)
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	return lines[len(lines)-1]
+	last := lines[len(lines)-1]
+	if len(last) > 300 {
+		last = last[:300] + "…"
+	}
+	return last
 }

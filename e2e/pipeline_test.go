@@ -69,7 +69,7 @@ func assertCommittedAtBoundaries(t *testing.T, cfg cluster.Config, batch int64) 
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 	ctx := context.Background()
-	committed, err := adm.FetchOffsetsForTopics(ctx, string(cfg.Names.Group), string(cfg.Names.Pictures))
+	committed, err := adm.FetchOffsetsForTopics(ctx, cfg.Names.InputGroup(), string(cfg.Names.Pictures))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,43 +8,41 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
 
 	"github.com/picstats/picstats/stats"
 )
 
 // batcher pre-aggregates the input partitions this instance owns into
-// offset-aligned batches and sends their snapshots through the loop topic.
+// offset-aligned batches and sends their snapshots to the snapshots topic,
+// keyed by statistic name.
 //
 // Batch b of partition p holds the records with offsets in [b·N, (b+1)·N).
 // While it is open, a snapshot of its cumulative aggregate is sent every
 // interval (if anything changed); when the first record of a later batch
-// arrives, a final snapshot closes it, and once every statistic's final
-// snapshot is acknowledged by Kafka, offset (b+1)·N is committed. No other
-// input offset is ever committed, so whoever owns p next restarts at a batch
-// boundary and forms the very same batches. Apply (table.go) makes repeated
-// and stale snapshots harmless.
+// arrives, a final snapshot closes it. Once Kafka has acknowledged every
+// statistic's final snapshot and every rejected record of the batch, offset
+// (b+1)·N is committed. No other input offset is ever committed, so whoever
+// owns p next restarts at a batch boundary and forms the very same batches;
+// Apply (table.go) makes repeated and stale snapshots harmless.
 type batcher struct {
-	kinds    []stats.Kind
-	size     int64 // N, records per batch
-	input    string
-	loop     string
-	producer goka.Producer
-	fail     func(error)
-	logger   *slog.Logger
+	kinds     []stats.Kind
+	size      int64 // N, records per batch
+	snapshots string
+	rejected  string
+	producer  goka.Producer
+	commit    func(p int32, offset int64) // commits an input offset
+	fail      func(error)
+	logger    *slog.Logger
 
-	mu      sync.RWMutex
-	session sarama.ConsumerGroupSession // the real one; nil between sessions
-	gen     uint64                      // counts sessions, so old acks commit nothing
-	parts   map[int32]*partition
+	mu    sync.RWMutex
+	parts map[int32]*partition
 }
 
-// partition is the open batch of one input partition.
+// partition is the open batch of one input partition this instance owns.
 type partition struct {
-	id      int32
-	gen     uint64
-	initial int64 // the claim's first offset; negative if unknown
+	id        int32
+	committed int64 // where this owner started reading; negative if unknown
 
 	mu    sync.Mutex // held while snapshots are sent, so they leave in order
 	batch int64      // open batch, noBatch before the first record
@@ -52,47 +50,41 @@ type partition struct {
 	last  int64
 	aggs  []stats.Stat
 	dirty bool
+	open  *pendingBatch
 
 	pendMu  sync.Mutex // never held while sending: acks arrive on the producer's goroutine
-	pending []*pendingFinal
+	pending []*pendingBatch
 }
 
-type pendingFinal struct {
+// pendingBatch counts what must be acknowledged before a batch's end may be
+// committed: one guard while the batch is open, its rejected records, and
+// the final snapshot of every statistic.
+type pendingBatch struct {
 	batch int64
-	acks  atomic.Int32 // statistics whose final snapshot is not acknowledged yet
+	acks  atomic.Int64
 }
 
-// startSession begins a consumer-group session: every partition starts
-// afresh from its committed offset.
-func (b *batcher) startSession(s sarama.ConsumerGroupSession) {
+// assign starts partitions afresh from their committed offsets (negative
+// if there is none).
+func (b *batcher) assign(committed map[int32]int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.gen++
-	b.session = s
-	b.parts = map[int32]*partition{}
-}
-
-// endSession drops all open batches; the next owner rebuilds them from the
-// last committed boundary.
-func (b *batcher) endSession() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.gen++
-	b.session = nil
-	b.parts = nil
-}
-
-// claim records where the session starts reading partition p.
-func (b *batcher) claim(p int32, initial int64) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.parts != nil {
-		b.parts[p] = b.newPartition(p, initial)
+	if b.parts == nil {
+		b.parts = map[int32]*partition{}
+	}
+	for p, off := range committed {
+		b.parts[p] = &partition{id: p, committed: off, batch: noBatch}
 	}
 }
 
-func (b *batcher) newPartition(p int32, initial int64) *partition {
-	return &partition{id: p, gen: b.gen, initial: initial, batch: noBatch}
+// revoke drops the open batches of partitions this instance lost; their
+// next owner rebuilds them from the last committed boundary.
+func (b *batcher) revoke(parts []int32) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, p := range parts {
+		delete(b.parts, p)
+	}
 }
 
 func (b *batcher) partition(p int32) *partition {
@@ -108,15 +100,23 @@ func (b *batcher) partition(p int32) *partition {
 		b.parts = map[int32]*partition{}
 	}
 	if st = b.parts[p]; st == nil {
-		st = b.newPartition(p, -1)
+		st = &partition{id: p, committed: -1, batch: noBatch}
 		b.parts[p] = st
 	}
 	return st
 }
 
+// owns reports whether st is still the state of an owned partition.
+func (b *batcher) owns(st *partition) bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.parts[st.id] == st
+}
+
 // add folds the record at offset of partition p into its batch, closing the
-// open batch first if the record belongs to a later one.
-func (b *batcher) add(p int32, offset int64, rec stats.Record) {
+// open batch first if the record belongs to a later one. A rejected record
+// is forwarded as (key, value) to the rejected topic, as part of its batch.
+func (b *batcher) add(p int32, offset int64, rec stats.Record, rejectKey string, rejectValue []byte) {
 	st := b.partition(p)
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -126,15 +126,13 @@ func (b *batcher) add(p int32, offset int64, rec stats.Record) {
 		// The batch before the first offset read counts as closed by
 		// whoever committed that offset (or as nothing, at the very start).
 		from := offset
-		if st.initial >= 0 {
-			from = st.initial
+		if st.committed >= 0 {
+			from = st.committed
 		}
-		st.batch, st.prev = batch, from/b.size-1
-		st.aggs = newAggs(b.kinds)
+		b.open(st, batch, from/b.size-1)
 	case batch > st.batch:
 		b.close(st)
-		st.prev, st.batch = st.batch, batch
-		st.aggs = newAggs(b.kinds)
+		b.open(st, batch, st.batch)
 	case batch < st.batch:
 		b.fail(fmt.Errorf("partition %d went back from batch %d to offset %d", p, st.batch, offset))
 		return
@@ -143,32 +141,52 @@ func (b *batcher) add(p int32, offset int64, rec stats.Record) {
 		a.Add(rec)
 	}
 	st.last, st.dirty = offset, true
+	if rec.Rejected != "" {
+		pb := st.open
+		pb.acks.Add(1)
+		b.producer.Emit(b.rejected, rejectKey, rejectValue).Then(func(err error) {
+			if err != nil {
+				b.fail(fmt.Errorf("rejected record %s not forwarded: %w", rejectKey, err))
+				return
+			}
+			b.ack(st, pb)
+		})
+	}
 }
 
-func newAggs(kinds []stats.Kind) []stats.Stat {
-	aggs := make([]stats.Stat, len(kinds))
-	for i, k := range kinds {
-		aggs[i] = k.New()
+// open starts batch of st; st.mu is held.
+func (b *batcher) open(st *partition, batch, prev int64) {
+	st.batch, st.prev = batch, prev
+	st.aggs = make([]stats.Stat, len(b.kinds))
+	for i, k := range b.kinds {
+		st.aggs[i] = k.New()
 	}
-	return aggs
+	pb := &pendingBatch{batch: batch}
+	pb.acks.Store(1) // the guard: released when the batch closes
+	st.open = pb
+	st.pendMu.Lock()
+	st.pending = append(st.pending, pb)
+	st.pendMu.Unlock()
 }
 
 // close sends the final snapshot of st's open batch; st.mu is held.
 func (b *batcher) close(st *partition) {
-	pf := &pendingFinal{batch: st.batch}
-	pf.acks.Store(int32(len(b.kinds)))
-	st.pendMu.Lock()
-	st.pending = append(st.pending, pf)
-	st.pendMu.Unlock()
+	pb := st.open
+	pb.acks.Add(int64(len(b.kinds)))
 	b.send(st, true, func(err error) {
 		if err != nil {
-			b.fail(fmt.Errorf("final snapshot of partition %d batch %d not stored: %w", st.id, pf.batch, err))
+			b.fail(fmt.Errorf("final snapshot of partition %d batch %d not stored: %w", st.id, pb.batch, err))
 			return
 		}
-		if pf.acks.Add(-1) == 0 {
-			b.commitAcknowledged(st)
-		}
+		b.ack(st, pb)
 	})
+	b.ack(st, pb) // release the guard
+}
+
+func (b *batcher) ack(st *partition, pb *pendingBatch) {
+	if pb.acks.Add(-1) == 0 {
+		b.commitAcknowledged(st)
+	}
 }
 
 // flush sends a snapshot of every open batch that changed since the last.
@@ -201,13 +219,13 @@ func (b *batcher) send(st *partition, final bool, done func(error)) {
 			return
 		}
 		msg, _ := Snapshot{Partition: st.id, Batch: st.batch, Prev: st.prev, Last: st.last, Final: final, Agg: agg}.MarshalBinary()
-		b.producer.Emit(b.loop, k.Name, msg).Then(done)
+		b.producer.Emit(b.snapshots, k.Name, msg).Then(done)
 	}
 	st.dirty = false
 }
 
-// commitAcknowledged commits the boundary after the last batch whose final
-// snapshots are all acknowledged, in batch order.
+// commitAcknowledged commits the boundary after the last batch whose
+// acknowledgements are all in, in batch order.
 func (b *batcher) commitAcknowledged(st *partition) {
 	st.pendMu.Lock()
 	commit := int64(-1)
@@ -216,13 +234,8 @@ func (b *batcher) commitAcknowledged(st *partition) {
 		st.pending = st.pending[1:]
 	}
 	st.pendMu.Unlock()
-	if commit < 0 {
-		return
-	}
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	if b.session != nil && b.gen == st.gen { // acks of an ended session commit nothing
-		b.session.MarkOffset(b.input, st.id, commit, "")
+	if commit >= 0 && b.owns(st) { // a lost partition's new owner commits for itself
+		b.commit(st.id, commit)
 	}
 }
 

@@ -1,16 +1,20 @@
-// Package processor is the goka processor that turns registrations on the
-// picture topic into exact statistics.
+// Package processor turns registrations on the picture topic into exact
+// statistics, in two stages.
 //
-// Each instance pre-aggregates the input partitions it owns into
-// offset-aligned micro-batches (batcher.go) and sends snapshots of them,
-// keyed by statistic name, through goka's loop topic. The loop callback
-// folds them into the group table — one value per statistic, backed by a
+// The input stage (input.go, batcher.go) reads the picture topic with a
+// franz-go consumer group, decodes each record and pre-aggregates the
+// partitions it owns into offset-aligned micro-batches, sending snapshots of
+// them, keyed by statistic name, to the snapshots topic. It forwards
+// rejected records, with their reason, to picture.rejected, and commits
+// input offsets only at batch boundaries, once the batch's final snapshots
+// and rejected records are stored.
+//
+// The table stage is a goka processor (group "picstats") that folds the
+// snapshots into the group table — one value per statistic, backed by a
 // Kafka changelog — by a replace-then-merge rule (table.go) that ignores
 // repeated and stale snapshots, and republishes each changed statistic on
-// the stats topic. Input offsets are committed only at batch boundaries,
-// after the batch's final snapshots are stored, so results stay exact
-// through crashes, restarts and rebalances without Kafka transactions.
-// Rejected records are forwarded, with their reason, to picture.rejected.
+// the stats topic. Together they keep results exact through crashes,
+// restarts and rebalances without Kafka transactions.
 //
 // Records on the picture topic may have any key (or none) and land on any
 // partition: nothing here depends on input keys.
@@ -24,7 +28,6 @@ import (
 	"log/slog"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
@@ -86,23 +89,20 @@ func New(names cluster.Names, kinds []stats.Kind, logger *slog.Logger, opts ...O
 	return p, nil
 }
 
-// Graph is the goka group graph: Input(picture) → Loop keyed by statistic
-// name → Persist (group table), with outputs stats and picture.rejected. All
-// values are raw bytes: decoding happens in the callbacks, so a bad record
-// is rejected and counted instead of stopping the processor.
+// Graph is the table stage's goka group graph: Input(snapshots, keyed by
+// statistic name) → Persist (group table) → Output(stats).
 func (p *Processor) Graph() *goka.GroupGraph {
 	return goka.DefineGroup(p.names.Group,
-		goka.Input(p.names.Pictures, new(gokacodec.Bytes), p.consume),
-		goka.Loop(new(gokacodec.Bytes), p.apply),
+		goka.Input(p.names.Snapshots(), new(gokacodec.Bytes), p.apply),
 		goka.Persist(new(gokacodec.Bytes)),
 		goka.Output(p.names.Stats, new(gokacodec.Bytes)),
-		goka.Output(p.names.Rejected, new(gokacodec.Bytes)),
 	)
 }
 
-// Run runs the processor until ctx is cancelled or it fails. A snapshot that
-// Kafka does not store is a failure: nothing is committed past it, and the
-// process should exit so that another instance takes over.
+// Run runs both stages until ctx is cancelled or one fails. A snapshot or
+// rejected record that Kafka does not store is a failure: nothing is
+// committed past it, and the process should exit so that another instance
+// takes over.
 func (p *Processor) Run(ctx context.Context, c cluster.Config, opts ...goka.ProcessorOption) error {
 	cfg := c.Sarama()
 	producer, err := goka.ProducerBuilderWithConfig(cfg)(c.Brokers, cfg.ClientID+"-snapshots", goka.DefaultHasher())
@@ -113,8 +113,8 @@ func (p *Processor) Run(ctx context.Context, c cluster.Config, opts ...goka.Proc
 	defer cancel(nil)
 	var failOnce sync.Once
 	p.batcher = &batcher{
-		kinds: p.kinds, size: p.batch, input: string(p.names.Pictures), loop: string(p.names.Loop()), producer: producer,
-		logger: p.logger,
+		kinds: p.kinds, size: p.batch, snapshots: string(p.names.Snapshots()), rejected: string(p.names.Rejected),
+		producer: producer, logger: p.logger,
 		fail: func(err error) {
 			failOnce.Do(func() {
 				p.logger.Error("processor failing", "err", err)
@@ -127,28 +127,26 @@ func (p *Processor) Run(ctx context.Context, c cluster.Config, opts ...goka.Proc
 		if err != nil {
 			return nil, err
 		}
-		return &markFilter{ConsumerGroup: cg, b: p.batcher}, nil
+		return &sessionLoop{ConsumerGroup: cg, logger: p.logger}, nil
 	}
 	opts = append(append(c.ProcessorOptions(), goka.WithConsumerGroupBuilder(groupBuilder)), opts...)
-	proc, err := goka.NewProcessor(c.Brokers, p.Graph(), opts...)
+	table, err := goka.NewProcessor(c.Brokers, p.Graph(), opts...)
 	if err != nil {
 		producer.Close()
 		return fmt.Errorf("processor: %w", err)
 	}
 
-	stop := make(chan struct{})
-	flushed := make(chan struct{})
-	go func() { defer close(flushed); p.batcher.run(p.interval, stop) }()
-	err = proc.Run(ctx)
-	close(stop)
-	<-flushed
-	if cerr := producer.Close(); cerr != nil && err == nil {
-		err = fmt.Errorf("processor: closing the snapshot producer: %w", cerr)
-	}
+	var wg sync.WaitGroup
+	var tableErr, inputErr error
+	wg.Add(2)
+	go func() { defer wg.Done(); tableErr = table.Run(ctx); cancel(nil) }()
+	go func() { defer wg.Done(); inputErr = p.runInput(ctx, c, producer); cancel(nil) }()
+	wg.Wait()
+
 	if cause := context.Cause(ctx); errors.Is(cause, errBatcherFailed) {
 		return cause
 	}
-	if err != nil && !errors.Is(err, context.Canceled) {
+	if err := errors.Join(tableErr, inputErr); err != nil && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("processor: %w", err)
 	}
 	return nil
@@ -157,19 +155,6 @@ func (p *Processor) Run(ctx context.Context, c cluster.Config, opts ...goka.Proc
 func bytesOf(msg any) []byte {
 	b, _ := msg.([]byte) // a null value arrives as nil
 	return b
-}
-
-// consume handles one record of the picture topic.
-func (p *Processor) consume(ctx goka.Context, msg any) {
-	rec := stats.Record{Time: ctx.Timestamp()}
-	reg, err := codec.Decode(bytesOf(msg))
-	if err != nil {
-		rec.Rejected, _ = codec.ReasonOf(err)
-		p.reject(ctx, bytesOf(msg), rec.Rejected, err)
-	} else {
-		rec.Registration = reg
-	}
-	p.batcher.add(ctx.Partition(), ctx.Offset(), rec)
 }
 
 // Rejection is the value forwarded to picture.rejected. Its key is
@@ -191,19 +176,7 @@ func RejectionKey(topic string, partition int32, offset int64) string {
 	return fmt.Sprintf("%s/%d/%d", topic, partition, offset)
 }
 
-func (p *Processor) reject(ctx goka.Context, value []byte, reason codec.Reason, err error) {
-	r := Rejection{Reason: reason, Error: err.Error(), Topic: string(ctx.Topic()),
-		Partition: ctx.Partition(), Offset: ctx.Offset(), Key: ctx.Key()}
-	if utf8.Valid(value) {
-		r.Value = string(value)
-	} else {
-		r.ValueB64 = value
-	}
-	b, _ := json.Marshal(r) // strings, ints and bytes always encode
-	ctx.Emit(p.names.Rejected, RejectionKey(r.Topic, r.Partition, r.Offset), b)
-}
-
-// apply folds a snapshot from the loop topic into the statistic's table
+// apply folds a snapshot from the snapshots topic into the statistic's table
 // value and, if that changed it, republishes the statistic.
 func (p *Processor) apply(ctx goka.Context, msg any) {
 	name := ctx.Key()
@@ -216,7 +189,7 @@ func (p *Processor) apply(ctx goka.Context, msg any) {
 	}
 	var snap Snapshot
 	if err := snap.UnmarshalBinary(bytesOf(msg)); err != nil {
-		ctx.Fail(fmt.Errorf("loop message for %s: %w", name, err))
+		ctx.Fail(fmt.Errorf("snapshot of %s: %w", name, err))
 	}
 	var v Value
 	if err := v.UnmarshalBinary(bytesOf(ctx.Value())); err != nil {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/tester"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/picstats/picstats/cluster"
 	"github.com/picstats/picstats/codec"
@@ -18,7 +19,8 @@ import (
 // startTester runs the processor's real group graph and batcher on goka's
 // in-memory tester. Snapshots of open batches are sent when the test calls
 // flush, so the test decides when they happen.
-func startTester(t *testing.T, kinds []stats.Kind, opts ...Option) (tt *tester.Tester, names cluster.Names, flush func()) {
+// consume hands the input stage a record of partition 0 at the next offset.
+func startTester(t *testing.T, kinds []stats.Kind, opts ...Option) (tt *tester.Tester, names cluster.Names, consume func(key, value string), flush func()) {
 	t.Helper()
 	tt = tester.New(t)
 	names = cluster.DefaultNames("")
@@ -27,8 +29,9 @@ func startTester(t *testing.T, kinds []stats.Kind, opts ...Option) (tt *tester.T
 		t.Fatal(err)
 	}
 	producer, _ := tt.ProducerBuilder()(nil, "", goka.DefaultHasher())
-	p.batcher = &batcher{kinds: kinds, size: p.batch, input: string(names.Pictures), loop: string(names.Loop()),
-		producer: producer, logger: slog.New(slog.DiscardHandler), fail: func(err error) { t.Errorf("batcher: %v", err) }}
+	p.batcher = &batcher{kinds: kinds, size: p.batch, snapshots: string(names.Snapshots()), rejected: string(names.Rejected),
+		producer: producer, logger: slog.New(slog.DiscardHandler), commit: func(int32, int64) {},
+		fail: func(err error) { t.Errorf("batcher: %v", err) }}
 	proc, err := goka.NewProcessor(nil, p.Graph(), goka.WithTester(tt))
 	if err != nil {
 		t.Fatal(err)
@@ -42,7 +45,17 @@ func startTester(t *testing.T, kinds []stats.Kind, opts ...Option) (tt *tester.T
 			t.Errorf("processor: %v", err)
 		}
 	})
-	return tt, names, func() { p.batcher.flush(); tt.Catchup() }
+	var offset int64
+	consume = func(key, value string) {
+		r := &kgo.Record{Topic: string(names.Pictures), Partition: 0, Offset: offset, Value: []byte(value)}
+		if key != "" {
+			r.Key = []byte(key)
+		}
+		offset++
+		p.handle(r)
+		tt.Catchup()
+	}
+	return tt, names, consume, func() { p.batcher.flush(); tt.Catchup() }
 }
 
 // result reads a statistic from the group table as the API would.
@@ -58,7 +71,7 @@ func result(t *testing.T, tt *tester.Tester, names cluster.Names, stat string) s
 }
 
 func TestAggregatesIntoTableAndStatsTopic(t *testing.T) {
-	tt, names, flush := startTester(t, stats.All(), WithBatchSize(2))
+	tt, names, consume, flush := startTester(t, stats.All(), WithBatchSize(2))
 	statsOut := tt.NewQueueTracker(string(names.Stats))
 
 	inputs := []struct{ key, value string }{
@@ -69,7 +82,7 @@ func TestAggregatesIntoTableAndStatsTopic(t *testing.T) {
 		{"", `{"picture_id":"000000419312","weight":156}`},
 	}
 	for _, in := range inputs {
-		tt.Consume(string(names.Pictures), in.key, []byte(in.value))
+		consume(in.key, in.value)
 	}
 	// Offsets 0-3 are in the closed batches 0 and 1; offset 4 is in the open
 	// batch 2, which only a snapshot brings to the table.
@@ -110,12 +123,12 @@ func TestAggregatesIntoTableAndStatsTopic(t *testing.T) {
 }
 
 func TestRejectedRecordsAreForwardedWithReason(t *testing.T) {
-	tt, names, _ := startTester(t, stats.All())
+	tt, names, consume, _ := startTester(t, stats.All())
 	rejected := tt.NewQueueTracker(string(names.Rejected))
 
-	tt.Consume(string(names.Pictures), "k1", []byte(`{"picture_id":null,"weight":5}`))
-	tt.Consume(string(names.Pictures), "", []byte("\xff\xfe"))
-	tt.Consume(string(names.Pictures), "", []byte(`{"picture_id":"a","weight":5}`))
+	consume("k1", `{"picture_id":null,"weight":5}`)
+	consume("", "\xff\xfe")
+	consume("", `{"picture_id":"a","weight":5}`)
 
 	want := []struct {
 		reason   codec.Reason
@@ -149,8 +162,8 @@ func TestRejectedRecordsAreForwardedWithReason(t *testing.T) {
 
 func TestOnlyEnabledStatisticsAreKept(t *testing.T) {
 	count, _ := stats.Lookup("count")
-	tt, names, flush := startTester(t, []stats.Kind{count})
-	tt.Consume(string(names.Pictures), "", []byte(`{"picture_id":"a","weight":5}`))
+	tt, names, consume, flush := startTester(t, []stats.Kind{count})
+	consume("", `{"picture_id":"a","weight":5}`)
 	flush()
 	if keys := tt.GetTableKeys(names.Table()); len(keys) != 1 || keys[0] != "count" {
 		t.Fatalf("table keys %v, want [count]", keys)
@@ -171,9 +184,9 @@ func TestStateOfAnotherVersionFailsLoudly(t *testing.T) {
 // TestSnapshotsAreOnlySentWhenSomethingChanged checks that an idle
 // partition costs nothing: a second flush without new records sends nothing.
 func TestSnapshotsAreOnlySentWhenSomethingChanged(t *testing.T) {
-	tt, names, flush := startTester(t, stats.All())
-	loop := tt.NewQueueTracker(string(names.Loop()))
-	tt.Consume(string(names.Pictures), "", []byte(`{"picture_id":"a","weight":5}`))
+	tt, names, consume, flush := startTester(t, stats.All())
+	loop := tt.NewQueueTracker(string(names.Snapshots()))
+	consume("", `{"picture_id":"a","weight":5}`)
 	flush()
 	sent := loop.Hwm()
 	if sent != int64(len(stats.All())) {
@@ -191,11 +204,7 @@ func TestTopicNamesAgreeWithGoka(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := p.Graph()
-	if got := g.LoopStream().Topic(); got != string(names.Loop()) {
-		t.Errorf("goka's loop topic %q, cluster.Names.Loop %q", got, names.Loop())
-	}
-	if got := g.GroupTable().Topic(); got != string(names.Table()) {
+	if got := p.Graph().GroupTable().Topic(); got != string(names.Table()) {
 		t.Errorf("goka's table topic %q, cluster.Names.Table %q", got, names.Table())
 	}
 }

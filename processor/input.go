@@ -1,0 +1,169 @@
+package processor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/lovoo/goka"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/picstats/picstats/cluster"
+	"github.com/picstats/picstats/codec"
+	"github.com/picstats/picstats/stats"
+)
+
+// runInput is the input stage: a franz-go consumer group (Names.InputGroup)
+// that reads the picture topic, decodes each record and hands it to the
+// batcher, decoding the partitions of each fetch in parallel. It commits
+// only the batch boundaries the batcher reports, never on its own.
+//
+// It also runs the batcher's snapshot flusher. When ctx is cancelled it
+// stops reading and flushing, waits until the producer has every
+// acknowledgement, commits the last boundaries and leaves the group.
+func (p *Processor) runInput(ctx context.Context, c cluster.Config, producer goka.Producer) error {
+	topic := string(c.Names.Pictures)
+	var cl *kgo.Client
+	commits := make(chan commitReq, 1024)
+	cl, err := c.Client(
+		kgo.ConsumerGroup(c.Names.InputGroup()),
+		kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(), // assignments change only between polls
+		kgo.SessionTimeout(10*time.Second),
+		kgo.RebalanceTimeout(10*time.Second), // a rebalance waits this long for members that died
+		kgo.OnPartitionsAssigned(func(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
+			p.batcher.assign(committedOffsets(ctx, cl, c.Names.InputGroup(), topic, assigned[topic]))
+		}),
+		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
+			p.batcher.revoke(revoked[topic])
+		}),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+			p.batcher.revoke(lost[topic])
+		}),
+	)
+	if err != nil {
+		producer.Close()
+		return err
+	}
+	defer cl.Close()
+	p.batcher.commit = func(part int32, offset int64) { commits <- commitReq{part, offset} }
+	committed := make(chan struct{})
+	go func() { defer close(committed); p.commitLoop(cl, topic, commits) }()
+	stopFlush, flushed := make(chan struct{}), make(chan struct{})
+	go func() { defer close(flushed); p.batcher.run(p.interval, stopFlush) }()
+	defer func() {
+		close(stopFlush)
+		<-flushed
+		if err := producer.Close(); err != nil { // waits for every acknowledgement
+			p.logger.Warn("closing the snapshot producer", "err", err)
+		}
+		close(commits)
+		<-committed
+	}()
+
+	for {
+		fetches := cl.PollFetches(ctx)
+		if ctx.Err() != nil || fetches.IsClientClosed() {
+			cl.AllowRebalance() // or leaving the group would wait for it forever
+			return nil
+		}
+		fetches.EachError(func(t string, part int32, err error) {
+			if !errors.Is(err, context.Canceled) {
+				p.logger.Warn("reading the input", "topic", t, "partition", part, "err", err)
+			}
+		})
+		var wg sync.WaitGroup
+		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for _, r := range fp.Records {
+					p.handle(r)
+				}
+			}()
+		})
+		wg.Wait()
+		cl.AllowRebalance()
+	}
+}
+
+// handle decodes one input record and adds it to its batch.
+func (p *Processor) handle(r *kgo.Record) {
+	rec := stats.Record{Time: r.Timestamp}
+	reg, err := codec.Decode(r.Value)
+	if err == nil {
+		rec.Registration = reg
+		p.batcher.add(r.Partition, r.Offset, rec, "", nil)
+		return
+	}
+	rec.Rejected, _ = codec.ReasonOf(err)
+	rej := Rejection{Reason: rec.Rejected, Error: err.Error(), Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: string(r.Key)}
+	if utf8.Valid(r.Value) {
+		rej.Value = string(r.Value)
+	} else {
+		rej.ValueB64 = r.Value
+	}
+	value, _ := json.Marshal(rej) // strings, ints and bytes always encode
+	p.batcher.add(r.Partition, r.Offset, rec, RejectionKey(r.Topic, r.Partition, r.Offset), value)
+}
+
+// committedOffsets fetches where the group's commits left the assigned
+// partitions (-1 where nothing was committed).
+func committedOffsets(ctx context.Context, cl *kgo.Client, group, topic string, parts []int32) map[int32]int64 {
+	out := make(map[int32]int64, len(parts))
+	for _, p := range parts {
+		out[p] = -1
+	}
+	offs, err := kadm.NewClient(cl).FetchOffsets(ctx, group)
+	if err != nil {
+		return out // unknown: the batcher falls back to the first offset it reads
+	}
+	for _, p := range parts {
+		if o, ok := offs.Lookup(topic, p); ok && o.Err == nil && o.At >= 0 {
+			out[p] = o.At
+		}
+	}
+	return out
+}
+
+type commitReq struct {
+	partition int32
+	offset    int64
+}
+
+// commitLoop commits batch boundaries in the order they come, coalescing
+// what queued up meanwhile, until reqs is closed.
+func (p *Processor) commitLoop(cl *kgo.Client, topic string, reqs <-chan commitReq) {
+	for r := range reqs {
+		offsets := map[int32]kgo.EpochOffset{r.partition: {Epoch: -1, Offset: r.offset}}
+	more:
+		for {
+			select {
+			case r, ok := <-reqs:
+				if !ok {
+					break more
+				}
+				offsets[r.partition] = kgo.EpochOffset{Epoch: -1, Offset: r.offset}
+			default:
+				break more
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		cl.CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{topic: offsets}, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, _ *kmsg.OffsetCommitResponse, err error) {
+			if err != nil {
+				// Not fatal: the batch is stored, and a later boundary (or a
+				// replay from an earlier one) covers it.
+				p.logger.Warn("committing input offsets", "offsets", fmt.Sprint(offsets), "err", err)
+			}
+		})
+		cancel()
+	}
+}
