@@ -260,15 +260,19 @@ func (s *supervisor) startLocked(i int) {
 	}()
 }
 
+// kill SIGKILLs processor i, once it is running again after a previous kill.
 func (s *supervisor) kill(i int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.killing[i] {
-		return // still restarting from the previous kill
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		s.mu.Lock()
+		if !s.killing[i] {
+			s.killing[i] = true
+			s.kills++
+			_ = s.procs[i].Process.Signal(syscall.SIGKILL)
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
 	}
-	s.killing[i] = true
-	s.kills++
-	_ = s.procs[i].Process.Signal(syscall.SIGKILL)
 }
 
 func (s *supervisor) counts() (kills, crashes int) {

@@ -47,6 +47,7 @@ type Processor struct {
 	batch    int64
 	interval time.Duration
 	batcher  *batcher
+	progress progress
 }
 
 // Option configures a Processor.
