@@ -6,7 +6,7 @@ import (
 	"fmt"
 )
 
-// A Snapshot is the message a processor sends through the loop topic, keyed
+// A Snapshot is the message the input stage sends to the snapshots topic, keyed
 // by statistic name: the aggregate of one statistic over the records of
 // input partition Partition that fall in batch Batch (offsets
 // [Batch·N, (Batch+1)·N)) up to offset Last. Final snapshots close the
@@ -44,7 +44,7 @@ func (s Snapshot) MarshalBinary() ([]byte, error) {
 
 var errBadSnapshot = errors.New("malformed snapshot")
 
-// UnmarshalBinary decodes a loop-topic message.
+// UnmarshalBinary decodes a message of the snapshots topic.
 func (s *Snapshot) UnmarshalBinary(b []byte) error {
 	if len(b) == 0 || b[0] != snapshotVersion {
 		return fmt.Errorf("%w: want version %d", errBadSnapshot, snapshotVersion)
