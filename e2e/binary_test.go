@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -95,20 +94,8 @@ func TestTheREADMECommandServesAGrowingCount(t *testing.T) {
 	}
 
 	stopAt := time.Now()
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("picstats exited with %v after SIGTERM, want 0", err)
-		}
-		t.Logf("clean exit %v after SIGTERM", time.Since(stopAt).Round(time.Millisecond))
-	case <-time.After(20 * time.Second):
-		t.Fatal("picstats did not exit within 20 s of SIGTERM")
-	}
+	stopGracefully(t, cmd)
+	t.Logf("exited %v after SIGTERM", time.Since(stopAt).Round(time.Millisecond))
 }
 
 // TestBadFlagsSayWhatToFix checks that a bad command line stops picstats

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/picstats/picstats/internal/wire"
 	"github.com/picstats/picstats/stats"
 )
 
@@ -117,7 +118,7 @@ func (v *Value) MarshalBinary() ([]byte, error) {
 	for _, p := range v.Parts {
 		b = binary.AppendVarint(b, int64(p.Partition))
 		b = binary.AppendVarint(b, p.ClosedThrough)
-		b = appendBytes(b, p.Closed)
+		b = wire.AppendBytes(b, p.Closed)
 		if p.Open == nil {
 			b = append(b, 0)
 			continue
@@ -125,13 +126,9 @@ func (v *Value) MarshalBinary() ([]byte, error) {
 		b = append(b, 1)
 		b = binary.AppendVarint(b, p.Open.Batch)
 		b = binary.AppendVarint(b, p.Open.Last)
-		b = appendBytes(b, p.Open.Agg)
+		b = wire.AppendBytes(b, p.Open.Agg)
 	}
 	return b, nil
-}
-
-func appendBytes(b, data []byte) []byte {
-	return append(binary.AppendUvarint(b, uint64(len(data))), data...)
 }
 
 var errBadValue = errors.New("malformed table value")
@@ -145,69 +142,17 @@ func (v *Value) UnmarshalBinary(data []byte) error {
 	if data[0] != valueVersion {
 		return fmt.Errorf("%w: table format version %d, this build reads %d: %w", errBadValue, data[0], valueVersion, stats.ErrVersion)
 	}
-	r := byteReader{b: data[1:]}
-	n := r.uvarint()
-	for i := uint64(0); i < n && r.err == nil; i++ {
-		p := Part{Partition: int32(r.varint()), ClosedThrough: r.varint(), Closed: r.bytes()}
-		if r.byte() == 1 {
-			p.Open = &OpenBatch{Batch: r.varint(), Last: r.varint(), Agg: r.bytes()}
+	r := wire.NewReader(data[1:])
+	n := r.Uvarint("partitions")
+	for i := uint64(0); i < n && r.Err() == nil; i++ {
+		p := Part{Partition: int32(r.Varint("partition")), ClosedThrough: r.Varint("closed batch"), Closed: r.Bytes("closed aggregate")}
+		if r.Byte("open flag") == 1 {
+			p.Open = &OpenBatch{Batch: r.Varint("open batch"), Last: r.Varint("open offset"), Agg: r.Bytes("open aggregate")}
 		}
 		v.Parts = append(v.Parts, p)
 	}
-	if r.err == nil && len(r.b) > 0 {
-		r.err = errBadValue
+	if err := r.Done(); err != nil {
+		return fmt.Errorf("%w: %w", errBadValue, err)
 	}
-	return r.err
-}
-
-type byteReader struct {
-	b   []byte
-	err error
-}
-
-func (r *byteReader) varint() int64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(r.b)
-	if n <= 0 {
-		r.err = errBadValue
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *byteReader) uvarint() uint64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.err = errBadValue
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *byteReader) byte() byte {
-	if r.err != nil || len(r.b) == 0 {
-		r.err = errBadValue
-		return 0
-	}
-	c := r.b[0]
-	r.b = r.b[1:]
-	return c
-}
-
-func (r *byteReader) bytes() []byte {
-	n := r.uvarint()
-	if r.err != nil || n > uint64(len(r.b)) {
-		r.err = errBadValue
-		return nil
-	}
-	out := r.b[:n:n]
-	r.b = r.b[n:]
-	return out
+	return nil
 }

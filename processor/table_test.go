@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -227,6 +228,19 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	for _, bad := range [][]byte{nil, {9}, {snapshotVersion, 1}} {
 		if err := s.UnmarshalBinary(bad); err == nil {
 			t.Errorf("decoded malformed snapshot %v", bad)
+		}
+	}
+}
+
+func TestMalformedValuesFail(t *testing.T) {
+	for _, bad := range [][]byte{
+		{valueVersion, 2},                // two partitions announced, none there
+		{valueVersion, 1, 0, 1, 5, 1, 2}, // closed aggregate shorter than its length
+		{valueVersion, 0, 7},             // trailing bytes
+	} {
+		var v Value
+		if err := v.UnmarshalBinary(bad); !errors.Is(err, errBadValue) {
+			t.Errorf("UnmarshalBinary(%v) = %v, want errBadValue", bad, err)
 		}
 	}
 }

@@ -1,5 +1,11 @@
 package stats
 
+import (
+	"encoding/binary"
+
+	"github.com/picstats/picstats/internal/wire"
+)
+
 func init() {
 	Register(Kind{
 		Name:        "average_weight",
@@ -45,12 +51,12 @@ func (a *AverageWeight) Result() any {
 }
 
 func (a *AverageWeight) MarshalBinary() ([]byte, error) {
-	return appendVarint(appendVarint(nil, a.N), a.Sum), nil
+	return binary.AppendVarint(binary.AppendVarint(nil, a.N), a.Sum), nil
 }
 
 func (a *AverageWeight) UnmarshalBinary(b []byte) error {
-	r := reader{b: b}
-	a.N = r.varint("count")
-	a.Sum = r.varint("sum")
-	return r.done()
+	r := wire.NewReader(b)
+	a.N = r.Varint("count")
+	a.Sum = r.Varint("sum")
+	return r.Done()
 }

@@ -1,5 +1,11 @@
 package stats
 
+import (
+	"encoding/binary"
+
+	"github.com/picstats/picstats/internal/wire"
+)
+
 func init() {
 	Register(Kind{
 		Name:        "count",
@@ -28,10 +34,10 @@ func (c *Count) Result() any {
 	}{c.N}
 }
 
-func (c *Count) MarshalBinary() ([]byte, error) { return appendVarint(nil, c.N), nil }
+func (c *Count) MarshalBinary() ([]byte, error) { return binary.AppendVarint(nil, c.N), nil }
 
 func (c *Count) UnmarshalBinary(b []byte) error {
-	r := reader{b: b}
-	c.N = r.varint("count")
-	return r.done()
+	r := wire.NewReader(b)
+	c.N = r.Varint("count")
+	return r.Done()
 }

@@ -1,5 +1,11 @@
 package stats
 
+import (
+	"encoding/binary"
+
+	"github.com/picstats/picstats/internal/wire"
+)
+
 // extreme is the state shared by MinWeight and MaxWeight: the best weight
 // seen so far, if any, under a comparison.
 type extreme struct {
@@ -25,7 +31,7 @@ func (e *extreme) MarshalBinary() ([]byte, error) {
 	if !e.seen {
 		return nil, nil
 	}
-	return appendVarint(nil, e.weight), nil
+	return binary.AppendVarint(nil, e.weight), nil
 }
 
 func (e *extreme) UnmarshalBinary(b []byte) error {
@@ -33,7 +39,7 @@ func (e *extreme) UnmarshalBinary(b []byte) error {
 		*e = extreme{}
 		return nil
 	}
-	r := reader{b: b}
-	e.seen, e.weight = true, r.varint("weight")
-	return r.done()
+	r := wire.NewReader(b)
+	e.seen, e.weight = true, r.Varint("weight")
+	return r.Done()
 }

@@ -1,6 +1,10 @@
 package stats
 
 import (
+	"encoding/binary"
+
+	"github.com/picstats/picstats/internal/wire"
+
 	"maps"
 	"slices"
 
@@ -48,17 +52,17 @@ func (r *Rejected) Result() any {
 func (r *Rejected) MarshalBinary() ([]byte, error) {
 	var b []byte
 	for _, reason := range slices.Sorted(maps.Keys(r.ByReason)) { // sorted: deterministic bytes
-		b = appendVarint(appendString(b, string(reason)), r.ByReason[reason])
+		b = binary.AppendVarint(wire.AppendString(b, string(reason)), r.ByReason[reason])
 	}
 	return b, nil
 }
 
 func (r *Rejected) UnmarshalBinary(b []byte) error {
-	rd := reader{b: b}
+	rd := wire.NewReader(b)
 	r.ByReason = map[codec.Reason]int64{}
-	for len(rd.b) > 0 && rd.err == nil {
-		reason := codec.Reason(rd.string("reason"))
-		r.ByReason[reason] = rd.varint("reason count")
+	for rd.More() {
+		reason := codec.Reason(rd.String("reason"))
+		r.ByReason[reason] = rd.Varint("reason count")
 	}
-	return rd.done()
+	return rd.Done()
 }
