@@ -58,8 +58,9 @@ func TestChaos(t *testing.T) {
 
 	// Produce for the whole duration, at an even pace.
 	produced := make(chan int64, 1)
+	feedSeed := rng.Uint64() // rng itself stays with this goroutine
 	go func() {
-		produced <- produceChaos(t, cfg.Brokers, string(cfg.Names.Pictures), *chaosRecords, *chaosDuration, rng.Uint64())
+		produced <- produceChaos(t, cfg.Brokers, string(cfg.Names.Pictures), *chaosRecords, *chaosDuration, feedSeed)
 	}()
 
 	// Kill at random moments spread over the duration; restart the broker
