@@ -104,7 +104,7 @@ func (p *Processor) Graph() *goka.GroupGraph {
 // rejected record that Kafka does not store is a failure: nothing is
 // committed past it, and the process should exit so that another instance
 // takes over.
-func (p *Processor) Run(ctx context.Context, c cluster.Config, opts ...goka.ProcessorOption) error {
+func (p *Processor) Run(ctx context.Context, c cluster.Config) error {
 	cfg := c.Sarama()
 	producer, err := goka.ProducerBuilderWithConfig(cfg)(c.Brokers, cfg.ClientID+"-snapshots", goka.DefaultHasher())
 	if err != nil {
@@ -130,7 +130,7 @@ func (p *Processor) Run(ctx context.Context, c cluster.Config, opts ...goka.Proc
 		}
 		return &sessionLoop{ConsumerGroup: cg, logger: p.logger}, nil
 	}
-	opts = append(append(c.ProcessorOptions(), goka.WithConsumerGroupBuilder(groupBuilder)), opts...)
+	opts := append(c.ProcessorOptions(), goka.WithConsumerGroupBuilder(groupBuilder))
 	table, err := goka.NewProcessor(c.Brokers, p.Graph(), opts...)
 	if err != nil {
 		producer.Close()
