@@ -89,21 +89,8 @@ func (b *batcher) revoke(parts []int32) {
 
 func (b *batcher) partition(p int32) *partition {
 	b.mu.RLock()
-	st := b.parts[p]
-	b.mu.RUnlock()
-	if st != nil {
-		return st
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.parts == nil {
-		b.parts = map[int32]*partition{}
-	}
-	if st = b.parts[p]; st == nil {
-		st = &partition{id: p, committed: -1, batch: noBatch}
-		b.parts[p] = st
-	}
-	return st
+	defer b.mu.RUnlock()
+	return b.parts[p]
 }
 
 // owns reports whether st is still the state of an owned partition.
@@ -118,6 +105,12 @@ func (b *batcher) owns(st *partition) bool {
 // is forwarded as (key, value) to the rejected topic, as part of its batch.
 func (b *batcher) add(p int32, offset int64, rec stats.Record, rejectKey string, rejectValue []byte) {
 	st := b.partition(p)
+	if st == nil {
+		// Not assigned (any more): its owner reads it. Starting a batch
+		// here, mid-way, would send snapshots of part of a batch.
+		b.logger.Warn("dropping a record of a partition this instance does not own", "partition", p, "offset", offset)
+		return
+	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	batch := offset / b.size

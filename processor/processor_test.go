@@ -45,6 +45,7 @@ func startTester(t *testing.T, kinds []stats.Kind, opts ...Option) (tt *tester.T
 			t.Errorf("processor: %v", err)
 		}
 	})
+	p.batcher.assign(map[int32]int64{0: -1}) // partition 0, nothing committed yet
 	var offset int64
 	consume = func(key, value string) {
 		r := &kgo.Record{Topic: string(names.Pictures), Partition: 0, Offset: offset, Value: []byte(value)}
@@ -206,5 +207,25 @@ func TestTopicNamesAgreeWithGoka(t *testing.T) {
 	}
 	if got := p.Graph().GroupTable().Topic(); got != string(names.Table()) {
 		t.Errorf("goka's table topic %q, cluster.Names.Table %q", got, names.Table())
+	}
+}
+
+// TestRecordsOfUnownedPartitionsAreDropped checks that the batcher never
+// starts a batch for a partition it was not assigned: it would snapshot part
+// of a batch.
+func TestRecordsOfUnownedPartitionsAreDropped(t *testing.T) {
+	tt := tester.New(t)
+	producer, _ := tt.ProducerBuilder()(nil, "", goka.DefaultHasher())
+	names := cluster.DefaultNames("")
+	b := &batcher{kinds: stats.All(), size: 10, snapshots: string(names.Snapshots()), rejected: string(names.Rejected),
+		producer: producer, logger: slog.New(slog.DiscardHandler), commit: func(int32, int64) {},
+		fail: func(err error) { t.Errorf("batcher: %v", err) }}
+	b.assign(map[int32]int64{0: -1})
+	b.add(1, 15, stats.Record{Registration: codec.Registration{PictureID: "a", Weight: 5}}, "", nil)
+	b.revoke([]int32{0})
+	b.add(0, 3, stats.Record{Registration: codec.Registration{PictureID: "a", Weight: 5}}, "", nil)
+	b.flush()
+	if n := tt.NewQueueTracker(string(names.Snapshots())).Hwm(); n != 0 {
+		t.Fatalf("%d snapshots sent for partitions the batcher does not own", n)
 	}
 }
