@@ -39,6 +39,8 @@ import (
 	"github.com/picstats/picstats/stats"
 )
 
+var drainProfile string
+
 func main() {
 	brokers := flag.String("brokers", os.Getenv("KAFKA_BROKER"), "Kafka host:port list (default: an embedded broker)")
 	records := flag.Int("records", 1_000_000, "records in the backlog to drain")
@@ -48,6 +50,7 @@ func main() {
 	duration := flag.Duration("duration", 20*time.Second, "length of the latency run")
 	batch := flag.Int64("batch-size", processor.DefaultBatchSize, "the processor's batch size")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	flag.StringVar(&drainProfile, "drainprofile", "", "write a CPU profile of the first processor drain to this file")
 	flag.Parse()
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -284,6 +287,16 @@ func drain(ctx context.Context, cfg cluster.Config, names cluster.Names, n int, 
 	p, err := processor.New(names, stats.All(), c.Logger, processor.WithBatchSize(batch))
 	if err != nil {
 		return 0, 0, err
+	}
+	if drainProfile != "" {
+		f, err := os.Create(drainProfile)
+		if err != nil {
+			return 0, 0, err
+		}
+		drainProfile = "" // the first drain only
+		if err := pprof.StartCPUProfile(f); err == nil {
+			defer pprof.StopCPUProfile()
+		}
 	}
 	pctx, cancel := context.WithCancel(ctx)
 	perr := make(chan error, 1)
