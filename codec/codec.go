@@ -139,12 +139,26 @@ func checkID(id string) error {
 	case len(id) > MaxPictureIDLen:
 		return reject(ReasonInvalidPictureID, "picture_id is %d bytes, at most %d allowed", len(id), MaxPictureIDLen)
 	}
+	if printableASCII(id) { // the common case, without decoding runes
+		return nil
+	}
 	for _, r := range id {
 		if !unicode.IsPrint(r) {
 			return reject(ReasonInvalidPictureID, "picture_id contains the non-printable character %U", r)
 		}
 	}
 	return nil
+}
+
+// printableASCII reports whether s is all printable ASCII (' ' to '~'),
+// which unicode.IsPrint accepts too.
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
 }
 
 func weight(raw json.RawMessage) (int64, error) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"unicode"
 )
 
 func TestDecode(t *testing.T) {
@@ -72,6 +73,18 @@ func TestDecode(t *testing.T) {
 				t.Errorf("rejected record decoded to %+v, want the zero Registration", got)
 			}
 		})
+	}
+}
+
+func TestPrintableASCIIAgreesWithUnicode(t *testing.T) {
+	for c := 0; c < 128; c++ {
+		s := string(rune(c))
+		if printableASCII(s) && !unicode.IsPrint(rune(c)) {
+			t.Errorf("printableASCII accepts %U, which unicode.IsPrint refuses", c)
+		}
+		if !printableASCII(s) && unicode.IsPrint(rune(c)) {
+			t.Errorf("printableASCII refuses %U: the rune path must then decide, and does", c)
+		}
 	}
 }
 
