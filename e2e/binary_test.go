@@ -29,7 +29,7 @@ var listening = regexp.MustCompile(`listening on (http://\S+)`)
 // README does, and returns the API URL it prints.
 func startBinary(t *testing.T, bin string, args ...string) (*exec.Cmd, string) {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
+	cmd := dieWithTest(exec.Command(bin, args...))
 	cmd.Dir = ".."
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -233,7 +233,7 @@ func (s *supervisor) startLocked(i int) {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	cmd := exec.Command(s.bin, s.args...)
+	cmd := dieWithTest(exec.Command(s.bin, s.args...))
 	cmd.Dir = ".."
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {

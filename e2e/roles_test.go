@@ -32,7 +32,7 @@ func TestRolesAsSeparateProcesses(t *testing.T) {
 	apiCmd, url := startBinary(t, bin, role("api", "--addr", "127.0.0.1:0")...)
 
 	const n = 1000
-	feeder := exec.Command(bin, role("datafeed", "--rate", "400", "--count", "1000", "--key", "picture_id")...)
+	feeder := dieWithTest(exec.Command(bin, role("datafeed", "--rate", "400", "--count", "1000", "--key", "picture_id")...))
 	feeder.Dir = ".."
 	if out, err := feeder.CombinedOutput(); err != nil {
 		t.Fatalf("datafeed: %v\n%s", err, out)
@@ -139,7 +139,7 @@ func requireTool(t *testing.T, name string) {
 // startRole runs a role of the binary in the background until the test ends.
 func startRole(t *testing.T, bin string, args ...string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
+	cmd := dieWithTest(exec.Command(bin, args...))
 	cmd.Dir = ".."
 	cmd.Stdout, cmd.Stderr = testWriter{t}, testWriter{t}
 	if err := cmd.Start(); err != nil {
