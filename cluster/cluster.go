@@ -101,9 +101,6 @@ func (c Config) Sarama() *sarama.Config {
 	// A SIGTERM during JoinGroup waits for the rebalance timeout.
 	cfg.Consumer.Group.Rebalance.Timeout = 10 * time.Second
 	cfg.Metadata.Retry.Backoff = 100 * time.Millisecond
-	// Deeper buffers between sarama's fetcher and goka's partition
-	// processors: fewer goroutine hand-offs per record while draining.
-	cfg.ChannelBufferSize = 4096
 	return cfg
 }
 
@@ -121,20 +118,19 @@ func (c Config) logger() *slog.Logger {
 	return c.Logger
 }
 
-// ProcessorOptions configures a goka processor for this cluster. The group
+// ProcessorOptions configures a goka processor for this cluster, but for its
+// consumer group, which the caller wraps (see processor.Run). The group
 // table lives in memory: it holds one small value per statistic and is
 // rebuilt from its compacted changelog at start, so a local disk cache would
 // only add a way to go stale.
 func (c Config) ProcessorOptions() []goka.ProcessorOption {
 	cfg := c.Sarama()
 	return []goka.ProcessorOption{
-		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(cfg)),
 		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(cfg)),
 		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(cfg)),
 		goka.WithTopicManagerBuilder(c.topicManager()),
 		goka.WithStorageBuilder(storage.MemoryBuilder()),
 		goka.WithLogger(gokaLogger{c.logger()}),
-		goka.WithPartitionChannelSize(4096), // goka's default is 10
 	}
 }
 
@@ -149,8 +145,9 @@ func (c Config) ViewOptions() []goka.ViewOption {
 	}
 }
 
-// Client returns a franz-go client for this cluster, used for the datafeed,
-// the tail command and administration.
+// Client returns a franz-go client for this cluster, used for the
+// processor's input stage, the datafeed, the tail command and
+// administration.
 func (c Config) Client(opts ...kgo.Opt) (*kgo.Client, error) {
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.Brokers...)}, opts...)...)
 	if err != nil {

@@ -29,7 +29,6 @@ import (
 // acknowledgement, commits the last boundaries and leaves the group.
 func (p *Processor) runInput(ctx context.Context, c cluster.Config, producer goka.Producer) error {
 	topic := string(c.Names.Pictures)
-	var cl *kgo.Client
 	commits := make(chan commitReq, 1024)
 	cl, err := c.Client(
 		kgo.ConsumerGroup(c.Names.InputGroup()),
