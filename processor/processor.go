@@ -105,8 +105,7 @@ func (p *Processor) Graph() *goka.GroupGraph {
 // committed past it, and the process should exit so that another instance
 // takes over.
 func (p *Processor) Run(ctx context.Context, c cluster.Config) error {
-	cfg := c.Sarama()
-	producer, err := goka.ProducerBuilderWithConfig(cfg)(c.Brokers, cfg.ClientID+"-snapshots", goka.DefaultHasher())
+	producer, err := c.ProducerBuilder()(c.Brokers, c.Sarama().ClientID+"-snapshots", goka.DefaultHasher())
 	if err != nil {
 		return fmt.Errorf("processor: snapshot producer: %w", err)
 	}
@@ -124,7 +123,7 @@ func (p *Processor) Run(ctx context.Context, c cluster.Config) error {
 		},
 	}
 	groupBuilder := func(brokers []string, group, clientID string) (sarama.ConsumerGroup, error) {
-		cg, err := goka.ConsumerGroupBuilderWithConfig(cfg)(brokers, group, clientID)
+		cg, err := c.ConsumerGroupBuilder()(brokers, group, clientID)
 		if err != nil {
 			return nil, err
 		}
