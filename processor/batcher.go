@@ -100,19 +100,32 @@ func (b *batcher) owns(st *partition) bool {
 	return b.parts[st.id] == st
 }
 
-// add folds the record at offset of partition p into its batch, closing the
-// open batch first if the record belongs to a later one. A rejected record
-// is forwarded as (key, value) to the rejected topic, as part of its batch.
-func (b *batcher) add(p int32, offset int64, rec stats.Record, rejectKey string, rejectValue []byte) {
+// adder folds the record at offset into its batch, closing the open batch
+// first if the record belongs to a later one. A rejected record is
+// forwarded as (key, value) to the rejected topic, as part of its batch.
+type adder func(offset int64, rec stats.Record, rejectKey string, rejectValue []byte)
+
+// addAll calls fill with an adder for partition p, which fill calls for
+// records of p in offset order. The partition stays locked while fill
+// runs: one lock per fetched partition rather than per record keeps the
+// cores that handle other partitions off shared cache lines.
+func (b *batcher) addAll(p int32, fill func(add adder)) {
 	st := b.partition(p)
 	if st == nil {
 		// Not assigned (any more): its owner reads it. Starting a batch
 		// here, mid-way, would send snapshots of part of a batch.
-		b.logger.Warn("dropping a record of a partition this instance does not own", "partition", p, "offset", offset)
+		b.logger.Warn("dropping records of a partition this instance does not own", "partition", p)
 		return
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	fill(func(offset int64, rec stats.Record, rejectKey string, rejectValue []byte) {
+		b.add(st, offset, rec, rejectKey, rejectValue)
+	})
+}
+
+// add is an adder for st; st.mu is held.
+func (b *batcher) add(st *partition, offset int64, rec stats.Record, rejectKey string, rejectValue []byte) {
 	batch := offset / b.size
 	switch {
 	case st.batch == noBatch:
@@ -127,7 +140,7 @@ func (b *batcher) add(p int32, offset int64, rec stats.Record, rejectKey string,
 		b.close(st)
 		b.open(st, batch, st.batch)
 	case batch < st.batch:
-		b.fail(fmt.Errorf("partition %d went back from batch %d to offset %d", p, st.batch, offset))
+		b.fail(fmt.Errorf("partition %d went back from batch %d to offset %d", st.id, st.batch, offset))
 		return
 	}
 	for _, a := range st.aggs {

@@ -85,9 +85,7 @@ func (p *Processor) runInput(ctx context.Context, c cluster.Config, producer gok
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				for _, r := range fp.Records {
-					p.handle(r)
-				}
+				p.handle(fp.Partition, fp.Records)
 			}()
 		})
 		wg.Wait()
@@ -125,24 +123,29 @@ func (p *Processor) Progress() (records int64, first, last time.Time) {
 	return p.progress.records, p.progress.first, p.progress.last
 }
 
-// handle decodes one input record and adds it to its batch.
-func (p *Processor) handle(r *kgo.Record) {
-	rec := stats.Record{Time: r.Timestamp}
-	reg, err := codec.Decode(r.Value)
-	if err == nil {
-		rec.Registration = reg
-		p.batcher.add(r.Partition, r.Offset, rec, "", nil)
-		return
-	}
-	rec.Rejected, _ = codec.ReasonOf(err)
-	rej := Rejection{Reason: rec.Rejected, Error: err.Error(), Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: string(r.Key)}
-	if utf8.Valid(r.Value) {
-		rej.Value = string(r.Value)
-	} else {
-		rej.ValueB64 = r.Value
-	}
-	value, _ := json.Marshal(rej) // strings, ints and bytes always encode
-	p.batcher.add(r.Partition, r.Offset, rec, RejectionKey(r.Topic, r.Partition, r.Offset), value)
+// handle decodes records of one partition, in offset order, and adds them
+// to their batches.
+func (p *Processor) handle(part int32, recs []*kgo.Record) {
+	p.batcher.addAll(part, func(add adder) {
+		for _, r := range recs {
+			rec := stats.Record{Time: r.Timestamp}
+			reg, err := codec.Decode(r.Value)
+			if err == nil {
+				rec.Registration = reg
+				add(r.Offset, rec, "", nil)
+				continue
+			}
+			rec.Rejected, _ = codec.ReasonOf(err)
+			rej := Rejection{Reason: rec.Rejected, Error: err.Error(), Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: string(r.Key)}
+			if utf8.Valid(r.Value) {
+				rej.Value = string(r.Value)
+			} else {
+				rej.ValueB64 = r.Value
+			}
+			value, _ := json.Marshal(rej) // strings, ints and bytes always encode
+			add(r.Offset, rec, RejectionKey(r.Topic, r.Partition, r.Offset), value)
+		}
+	})
 }
 
 // committedOffsets fetches where the group's commits left the assigned

@@ -53,7 +53,7 @@ func startTester(t *testing.T, kinds []stats.Kind, opts ...Option) (tt *tester.T
 			r.Key = []byte(key)
 		}
 		offset++
-		p.handle(r)
+		p.handle(0, []*kgo.Record{r})
 		tt.Catchup()
 	}
 	return tt, names, consume, func() { p.batcher.flush(); tt.Catchup() }
@@ -221,9 +221,10 @@ func TestRecordsOfUnownedPartitionsAreDropped(t *testing.T) {
 		producer: producer, logger: slog.New(slog.DiscardHandler), commit: func(int32, int64) {},
 		fail: func(err error) { t.Errorf("batcher: %v", err) }}
 	b.assign(map[int32]int64{0: -1})
-	b.add(1, 15, stats.Record{Registration: codec.Registration{PictureID: "a", Weight: 5}}, "", nil)
+	rec := stats.Record{Registration: codec.Registration{PictureID: "a", Weight: 5}}
+	b.addAll(1, func(add adder) { add(15, rec, "", nil) })
 	b.revoke([]int32{0})
-	b.add(0, 3, stats.Record{Registration: codec.Registration{PictureID: "a", Weight: 5}}, "", nil)
+	b.addAll(0, func(add adder) { add(3, rec, "", nil) })
 	b.flush()
 	if n := tt.NewQueueTracker(string(names.Snapshots())).Hwm(); n != 0 {
 		t.Fatalf("%d snapshots sent for partitions the batcher does not own", n)
