@@ -29,9 +29,9 @@ type batcher struct {
 	kinds     []stats.Kind
 	size      int64 // N, records per batch
 	snapshots string
-	rejected  string
-	producer  goka.Producer
-	commit    func(p int32, offset int64) // commits an input offset
+	producer  goka.Producer                                    // sends snapshots, in order
+	forward   func(key string, value []byte, done func(error)) // sends a rejected record
+	commit    func(p int32, offset int64)                      // commits an input offset
 	fail      func(error)
 	logger    *slog.Logger
 
@@ -150,7 +150,7 @@ func (b *batcher) add(st *partition, offset int64, rec stats.Record, rejectKey s
 	if rec.Rejected != "" {
 		pb := st.open
 		pb.acks.Add(1)
-		b.producer.Emit(b.rejected, rejectKey, rejectValue).Then(func(err error) {
+		b.forward(rejectKey, rejectValue, func(err error) {
 			if err != nil {
 				b.fail(fmt.Errorf("rejected record %s not forwarded: %w", rejectKey, err))
 				return

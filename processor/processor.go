@@ -113,7 +113,7 @@ func (p *Processor) Run(ctx context.Context, c cluster.Config) error {
 	defer cancel(nil)
 	var failOnce sync.Once
 	p.batcher = &batcher{
-		kinds: p.kinds, size: p.batch, snapshots: string(p.names.Snapshots()), rejected: string(p.names.Rejected),
+		kinds: p.kinds, size: p.batch, snapshots: string(p.names.Snapshots()),
 		producer: producer, logger: p.logger,
 		fail: func(err error) {
 			failOnce.Do(func() {

@@ -29,8 +29,8 @@ func startTester(t *testing.T, kinds []stats.Kind, opts ...Option) (tt *tester.T
 		t.Fatal(err)
 	}
 	producer, _ := tt.ProducerBuilder()(nil, "", goka.DefaultHasher())
-	p.batcher = &batcher{kinds: kinds, size: p.batch, snapshots: string(names.Snapshots()), rejected: string(names.Rejected),
-		producer: producer, logger: slog.New(slog.DiscardHandler), commit: func(int32, int64) {},
+	p.batcher = &batcher{kinds: kinds, size: p.batch, snapshots: string(names.Snapshots()),
+		producer: producer, forward: forwardWith(producer, names.Rejected), logger: slog.New(slog.DiscardHandler), commit: func(int32, int64) {},
 		fail: func(err error) { t.Errorf("batcher: %v", err) }}
 	proc, err := goka.NewProcessor(nil, p.Graph(), goka.WithTester(tt))
 	if err != nil {
@@ -57,6 +57,14 @@ func startTester(t *testing.T, kinds []stats.Kind, opts ...Option) (tt *tester.T
 		tt.Catchup()
 	}
 	return tt, names, consume, func() { p.batcher.flush(); tt.Catchup() }
+}
+
+// forwardWith forwards rejected records through a goka producer, as the
+// input stage does through its franz-go client.
+func forwardWith(producer goka.Producer, topic goka.Stream) func(string, []byte, func(error)) {
+	return func(key string, value []byte, done func(error)) {
+		producer.Emit(string(topic), key, value).Then(done)
+	}
 }
 
 // result reads a statistic from the group table as the API would.
@@ -217,8 +225,8 @@ func TestRecordsOfUnownedPartitionsAreDropped(t *testing.T) {
 	tt := tester.New(t)
 	producer, _ := tt.ProducerBuilder()(nil, "", goka.DefaultHasher())
 	names := cluster.DefaultNames("")
-	b := &batcher{kinds: stats.All(), size: 10, snapshots: string(names.Snapshots()), rejected: string(names.Rejected),
-		producer: producer, logger: slog.New(slog.DiscardHandler), commit: func(int32, int64) {},
+	b := &batcher{kinds: stats.All(), size: 10, snapshots: string(names.Snapshots()),
+		producer: producer, forward: forwardWith(producer, names.Rejected), logger: slog.New(slog.DiscardHandler), commit: func(int32, int64) {},
 		fail: func(err error) { t.Errorf("batcher: %v", err) }}
 	b.assign(map[int32]int64{0: -1})
 	rec := stats.Record{Registration: codec.Registration{PictureID: "a", Weight: 5}}
