@@ -13,6 +13,7 @@ import (
 	"github.com/picstats/picstats/cluster"
 	"github.com/picstats/picstats/datafeed"
 	"github.com/picstats/picstats/processor"
+	"github.com/picstats/picstats/stats"
 	"github.com/picstats/picstats/tail"
 )
 
@@ -23,6 +24,7 @@ type options struct {
 	embeddedPort     int
 	feed             datafeed.Config
 	tail             tail.Config
+	stats            []stats.Kind
 	batchSize        int64
 	snapshotInterval time.Duration
 	probeURL         string
@@ -79,6 +81,10 @@ func parseFlags(name, summary string, args []string, stdout, stderr io.Writer) (
 	if uses("all", "api") {
 		fs.StringVar(&o.addr, "addr", ":8080", "HTTP listen `address` of the API")
 	}
+	statSpec := "all"
+	if uses("all", "processor", "api") {
+		fs.StringVar(&statSpec, "stats", "all", "statistics to keep (processor) and serve (api): all, a comma-separated `list` of names, or all,-name,... to leave some out;\nevery processor of a group needs the same list (known: "+strings.Join(stats.Names(stats.All()), ", ")+")")
+	}
 	if uses("all") {
 		fs.IntVar(&o.embeddedPort, "embedded-port", 0, "port of the embedded broker (0: a free one); used only without --brokers")
 	}
@@ -124,6 +130,8 @@ func parseFlags(name, summary string, args []string, stdout, stderr io.Writer) (
 	if o.cluster.Replication < 1 {
 		errs = append(errs, fmt.Errorf("--replication %d: want at least 1", o.cluster.Replication))
 	}
+	o.stats, err = stats.Select(statSpec)
+	errs = append(errs, flagErr("--stats", err))
 	if uses("all", "processor") && o.batchSize < 1 {
 		errs = append(errs, fmt.Errorf("--batch-size %d: want at least 1", o.batchSize))
 	}

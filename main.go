@@ -123,13 +123,13 @@ func runProcessor(ctx context.Context, o *options) error {
 	if err := cluster.WaitAndEnsureTopics(ctx, o.cluster, brokerWait); err != nil {
 		return err
 	}
-	p, err := processor.New(o.cluster.Names, stats.All(), o.logger,
+	p, err := processor.New(o.cluster.Names, o.stats, o.logger,
 		processor.WithBatchSize(o.batchSize), processor.WithSnapshotInterval(o.snapshotInterval))
 	if err != nil {
 		return err
 	}
 	o.logger.Info("processor starting", "group", o.cluster.Names.Group, "input", o.cluster.Names.Pictures,
-		"brokers", o.cluster.Brokers, "batch_size", o.batchSize, "snapshot_interval", o.snapshotInterval)
+		"brokers", o.cluster.Brokers, "stats", stats.Names(o.stats), "batch_size", o.batchSize, "snapshot_interval", o.snapshotInterval)
 	if err := p.Run(ctx, o.cluster); err != nil {
 		return err
 	}
@@ -138,7 +138,7 @@ func runProcessor(ctx context.Context, o *options) error {
 }
 
 func runAPI(ctx context.Context, o *options) error {
-	srv := api.New(stats.All(), o.logger)
+	srv := api.New(o.stats, o.logger)
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
 		return fmt.Errorf("api: listen on %s (choose another with --addr): %w", o.addr, err)

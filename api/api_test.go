@@ -66,7 +66,7 @@ func TestRoutes(t *testing.T) {
 		{"average", "GET", "/api/stats/average_weight", table, 200, `"average_weight_grams":200`},
 		{"no value yet is the empty result", "GET", "/api/stats/max_weight", table, 200, `{"max_weight_grams":null}`},
 		{"all", "GET", "/api/stats", table, 200, `"count":{"registrations":2}`},
-		{"unknown statistic lists the known", "GET", "/api/stats/median", table, 404, `"known":["average_weight","count","max_weight","min_weight","rejected"]`},
+		{"unknown statistic lists the known", "GET", "/api/stats/median", table, 404, `"known":["average_weight","count","distinct_pictures",`},
 		{"descriptions", "GET", "/api/statistics", table, 200, `"description":"Total number of valid registrations so far."`},
 		{"healthz", "GET", "/healthz", nil, 200, `"ok"`},
 		{"readyz before the view exists", "GET", "/readyz", nil, 503, `"recovering"`},
@@ -112,5 +112,28 @@ func TestEveryEnabledStatisticIsServed(t *testing.T) {
 		if _, ok := all[k.Name]; !ok {
 			t.Errorf("/api/stats lacks %s", k.Name)
 		}
+	}
+}
+
+func TestOnlyEnabledStatisticsAreServed(t *testing.T) {
+	kinds, err := stats.Select("count,max_weight")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(kinds, slog.New(slog.DiscardHandler))
+	s.SetTable(mapTable{recovered: true})
+	get := func(path string) (int, string) {
+		rec := httptest.NewRecorder()
+		s.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		return rec.Code, rec.Body.String()
+	}
+	if code, body := get("/api/stats"); code != 200 || body != `{"count":{"registrations":0},"max_weight":{"max_weight_grams":null}}`+"\n" {
+		t.Errorf("/api/stats: %d %s", code, body)
+	}
+	if code, body := get("/api/stats/min_weight"); code != 404 || !strings.Contains(body, `"known":["count","max_weight"]`) {
+		t.Errorf("/api/stats/min_weight of a disabled statistic: %d %s, want 404 listing the enabled ones", code, body)
+	}
+	if code, body := get("/api/statistics"); code != 200 || strings.Count(body, `"name"`) != 2 {
+		t.Errorf("/api/statistics: %d %s, want the two enabled statistics", code, body)
 	}
 }

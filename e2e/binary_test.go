@@ -114,6 +114,7 @@ func TestBadFlagsSayWhatToFix(t *testing.T) {
 		{[]string{"frobnicate"}, `unknown subcommand "frobnicate"`},
 		{[]string{"tail", "--brokers", "h:1", "--rate", "3"}, "flag provided but not defined: -rate"},
 		{[]string{"--log-level", "loud"}, `--log-level "loud"`},
+		{[]string{"api", "--brokers", "h:1", "--stats", "count,median"}, `--stats: unknown statistic "median" (known: average_weight, count,`},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprint(tt.args), func(t *testing.T) {

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -18,9 +19,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/picstats/picstats/cluster"
 	"github.com/picstats/picstats/codec"
 	"github.com/picstats/picstats/internal/testkafka"
+	"github.com/picstats/picstats/stats"
 )
 
 // The normal suite runs a small chaos test; CI runs the full one with
@@ -84,12 +85,15 @@ func TestChaos(t *testing.T) {
 	acked := <-produced
 	t.Logf("%v: production and chaos done", time.Since(start).Round(time.Millisecond))
 
-	want := truthFromTopic(t, cfg, string(cfg.Names.Pictures))
+	recs := readTopic(t, cfg, string(cfg.Names.Pictures))
+	want := truthFrom(recs)
 	if acked > want.total() {
 		t.Fatalf("the producer had %d records acknowledged but the picture topic holds %d", acked, want.total())
 	}
 	got := waitForTotal(t, url, want.total(), 5*time.Minute)
 	t.Logf("%v: the API shows every record", time.Since(start).Round(time.Millisecond))
+	onePass := onePassResults(t, recs)
+	differ, served := waitForResults(t, url, onePass, 30*time.Second)
 	sup.stop()
 
 	kills, crashes := sup.counts()
@@ -110,6 +114,15 @@ func TestChaos(t *testing.T) {
 	}
 	for _, r := range codec.Reasons {
 		rows = append(rows, [3]string{"rejected." + string(r), fmt.Sprint(want.rejected[r]), fmt.Sprint(got.Rejected.ByReason[r])})
+	}
+	// Every registered statistic, against one pass over the topic; long
+	// results are shown by length and digest (both printed in full below
+	// when they differ).
+	for _, k := range stats.All() {
+		rows = append(rows, [3]string{k.Name + " (one pass)", brief(onePass[k.Name]), brief(served[k.Name])})
+	}
+	for _, name := range differ {
+		t.Errorf("%s: the API serves\n  %s\nbut one pass over the topic gives\n  %s", name, served[name], onePass[name])
 	}
 	bad := 0
 	for _, r := range rows {
@@ -189,11 +202,19 @@ func produceChaos(t *testing.T, brokers []string, topic string, n int, d time.Du
 	return acked
 }
 
-// truthFromTopic computes the expected statistics from what the picture
-// topic holds, independently of the stats package.
-func truthFromTopic(t *testing.T, cfg cluster.Config, topic string) *feed {
+// brief shows a JSON result in a table cell.
+func brief(result string) string {
+	if len(result) <= 40 {
+		return result
+	}
+	return fmt.Sprintf("%d bytes, sha256 %x", len(result), sha256.Sum256([]byte(result)))[:40]
+}
+
+// truthFrom computes the expected statistics from the records of the
+// picture topic, independently of the stats package.
+func truthFrom(recs []*kgo.Record) *feed {
 	want := &feed{min: -1, rejected: map[codec.Reason]int64{}}
-	for _, r := range readTopic(t, cfg, topic) {
+	for _, r := range recs {
 		reg, err := codec.Decode(r.Value)
 		if err != nil {
 			reason, _ := codec.ReasonOf(err)

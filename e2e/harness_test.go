@@ -4,6 +4,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
 	"time"
 
@@ -246,4 +248,87 @@ func assertExact(t *testing.T, got snapshot, want *feed) {
 	}
 	check("rejected", got.Rejected.Total, rejected)
 	check("rejected.by_reason", got.Rejected.ByReason, want.rejected)
+}
+
+// onePassResults computes every statistic's JSON result in one pass over
+// the records of the picture topic, with the stats package's aggregates and
+// the records' own timestamps: what the engine's batches, snapshots, crashes
+// and merges must reproduce exactly. (The statistics themselves are checked
+// against independent computations in the stats package and by
+// assertExact.)
+func onePassResults(t *testing.T, recs []*kgo.Record) map[string]string {
+	t.Helper()
+	aggs := map[string]stats.Stat{}
+	for _, k := range stats.All() {
+		aggs[k.Name] = k.New()
+	}
+	for _, r := range recs {
+		rec := stats.Record{Time: r.Timestamp}
+		reg, err := codec.Decode(r.Value)
+		if err != nil {
+			rec.Rejected, _ = codec.ReasonOf(err)
+		} else {
+			rec.Registration = reg
+		}
+		for _, a := range aggs {
+			a.Add(rec)
+		}
+	}
+	out := map[string]string{}
+	for name, a := range aggs {
+		b, err := json.Marshal(a.Result())
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[name] = string(b)
+	}
+	return out
+}
+
+// waitForResults polls /api/stats until every statistic's result equals
+// want, and returns the names of those that still differ after timeout
+// (with the last answer). Statistics are separate table keys, updated one
+// after another, so a first answer may be a moment behind on some.
+func waitForResults(t *testing.T, url string, want map[string]string, timeout time.Duration) (differ []string, got map[string]string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		var raw map[string]json.RawMessage
+		status, err := getJSON(url+"/api/stats", &raw)
+		if err == nil && status == http.StatusOK {
+			got, differ = map[string]string{}, nil
+			for name := range want {
+				var buf bytes.Buffer
+				if raw[name] != nil {
+					_ = json.Compact(&buf, raw[name])
+				}
+				got[name] = buf.String()
+				if got[name] != want[name] {
+					differ = append(differ, name)
+				}
+			}
+			slices.Sort(differ)
+			if len(differ) == 0 {
+				return nil, got
+			}
+		}
+		if time.Now().After(deadline) {
+			if got == nil {
+				t.Fatalf("no answer from %s/api/stats: status %d, %v", url, status, err)
+			}
+			return differ, got
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval, not synchronisation
+	}
+}
+
+// assertEveryStatistic checks that the API serves, for every registered
+// statistic, exactly its one-pass result over the picture topic.
+func assertEveryStatistic(t *testing.T, cfg cluster.Config, url string) {
+	t.Helper()
+	want := onePassResults(t, readTopic(t, cfg, string(cfg.Names.Pictures)))
+	differ, got := waitForResults(t, url, want, 30*time.Second)
+	for _, name := range differ {
+		t.Errorf("%s: the API serves\n  %s\nbut one pass over the topic gives\n  %s", name, got[name], want[name])
+	}
 }

@@ -40,6 +40,7 @@ func TestPipelineIsExactAndRecoversFromTheChangelog(t *testing.T) {
 	stopFirst := startProcessor(t, cfg, processor.WithBatchSize(batch))
 	url := startAPI(t, cfg)
 	assertExact(t, waitForTotal(t, url, want.total(), 2*time.Minute), want)
+	assertEveryStatistic(t, cfg, url)
 	assertTopicsAgree(t, cfg, url, want)
 
 	// Stop the processor. Every closed batch must be committed, and nothing
@@ -57,6 +58,7 @@ func TestPipelineIsExactAndRecoversFromTheChangelog(t *testing.T) {
 	if got.Count.Registrations+got.Rejected.Total != want.total() {
 		t.Fatalf("API shows %d records, want exactly %d", got.Count.Registrations+got.Rejected.Total, want.total())
 	}
+	assertEveryStatistic(t, cfg, url)
 	assertTopicsAgree(t, cfg, url, want)
 }
 

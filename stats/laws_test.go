@@ -31,6 +31,18 @@ func randomStream(rng *rand.Rand, n int) []Record {
 	return recs
 }
 
+// wideStream makes n valid records whose picture ids are nearly all
+// distinct, to cross the bounds of the statistics that bound their memory.
+func wideStream(rng *rand.Rand, n int) []Record {
+	recs := randomStream(rng, n)
+	for i := range recs {
+		if recs[i].Valid() {
+			recs[i].Registration.PictureID = fmt.Sprintf("wide-%d", rng.IntN(1e9))
+		}
+	}
+	return recs
+}
+
 func onePass(k Kind, recs []Record) Stat {
 	s := k.New()
 	for _, r := range recs {
@@ -117,6 +129,9 @@ func TestLaws(t *testing.T) {
 			rng := rand.New(rand.NewPCG(1, uint64(len(k.Name))))
 			for round := range 50 {
 				recs := randomStream(rng, 1+rng.IntN(400))
+				if round%10 == 9 { // 3,000 to 7,000 ids: across MaxTrackedPictures and ExactDistinctLimit
+					recs = wideStream(rng, 3000+rng.IntN(4000))
+				}
 				whole := onePass(k, recs)
 
 				assertSame(t, k, "same input twice", onePass(k, recs), whole)

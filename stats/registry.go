@@ -119,3 +119,42 @@ func (k Kind) Decode(data []byte) (Stat, error) {
 	}
 	return s, nil
 }
+
+// Select returns the statistics that spec names, ordered by name. spec is
+// "all" (every registered statistic) or a comma-separated list of names;
+// "-name" removes one, so "all,-pictures" is every statistic but pictures.
+func Select(spec string) ([]Kind, error) {
+	chosen := map[string]Kind{}
+	for item := range strings.SplitSeq(spec, ",") {
+		item = strings.TrimSpace(item)
+		name, remove := strings.CutPrefix(item, "-")
+		switch {
+		case item == "all":
+			for _, k := range All() {
+				chosen[k.Name] = k
+			}
+		case name == "":
+			return nil, fmt.Errorf("empty statistic name in %q", spec)
+		default:
+			k, ok := Lookup(name)
+			if !ok {
+				return nil, fmt.Errorf("unknown statistic %q (known: %s)", name, strings.Join(Names(All()), ", "))
+			}
+			if remove {
+				delete(chosen, name)
+			} else {
+				chosen[name] = k
+			}
+		}
+	}
+	if len(chosen) == 0 {
+		return nil, fmt.Errorf("%q selects no statistic", spec)
+	}
+	out := make([]Kind, 0, len(chosen))
+	for _, k := range All() {
+		if _, ok := chosen[k.Name]; ok {
+			out = append(out, k)
+		}
+	}
+	return out, nil
+}

@@ -49,3 +49,37 @@ func TestAllIsSortedAndComplete(t *testing.T) {
 		}
 	}
 }
+
+func TestSelect(t *testing.T) {
+	all := Names(All())
+	tests := []struct {
+		spec    string
+		want    []string
+		wantErr string
+	}{
+		{"all", all, ""},
+		{"count", []string{"count"}, ""},
+		{" max_weight , count ", []string{"count", "max_weight"}, ""},
+		{"count,count", []string{"count"}, ""},
+		{"all,-pictures", slices.DeleteFunc(slices.Clone(all), func(n string) bool { return n == "pictures" }), ""},
+		{"median", nil, `unknown statistic "median" (known: ` + strings.Join(all, ", ")},
+		{"all,-median", nil, `unknown statistic "median"`},
+		{"", nil, "empty statistic name"},
+		{"count,", nil, "empty statistic name"},
+		{"count,-count", nil, "selects no statistic"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.spec, func(t *testing.T) {
+			kinds, err := Select(tt.spec)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Select(%q) error %v, want one containing %q", tt.spec, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || !slices.Equal(Names(kinds), tt.want) {
+				t.Fatalf("Select(%q) = %v, %v; want %v", tt.spec, Names(kinds), err, tt.want)
+			}
+		})
+	}
+}

@@ -14,6 +14,30 @@ func valid(id string, w int64) Record {
 
 func rejected(r codec.Reason) Record { return Record{Rejected: r} }
 
+// aggregate adds recs to a new aggregate of the named statistic.
+func aggregate(t *testing.T, name string, recs []Record) Stat {
+	t.Helper()
+	k, ok := Lookup(name)
+	if !ok {
+		t.Fatalf("%s not registered", name)
+	}
+	return onePass(k, recs)
+}
+
+// resultAs decodes s's JSON result into a T, as an API client would.
+func resultAs[T any](t *testing.T, s Stat) T {
+	t.Helper()
+	var v T
+	b, err := json.Marshal(s.Result())
+	if err == nil {
+		err = json.Unmarshal(b, &v)
+	}
+	if err != nil {
+		t.Fatalf("result %s: %v", b, err)
+	}
+	return v
+}
+
 // TestResults pins each statistic's JSON result for small known streams.
 func TestResults(t *testing.T) {
 	stream := []Record{valid("a", 100), rejected(codec.ReasonInvalidWeight), valid("b", 25), valid("a", 4000), rejected(codec.ReasonInvalidWeight), rejected(codec.ReasonEmpty)}
@@ -33,6 +57,16 @@ func TestResults(t *testing.T) {
 		{"max_weight", stream, `{"max_weight_grams":4000}`},
 		{"rejected", nil, `{"rejected":0,"by_reason":{}}`},
 		{"rejected", stream, `{"rejected":3,"by_reason":{"empty_value":1,"invalid_weight":2}}`},
+		{"stddev_weight", nil, `{"stddev_weight_grams":null,"registrations":0}`},
+		{"stddev_weight", []Record{valid("a", 10), valid("b", 20)}, `{"stddev_weight_grams":5,"registrations":2}`},
+		{"weight_percentiles", nil, `{"p50_weight_grams":null,"p90_weight_grams":null,"p99_weight_grams":null,"relative_error":0.01,"registrations":0}`},
+		{"weight_percentiles", stream, `{"p50_weight_grams":100.5,"p90_weight_grams":100.5,"p99_weight_grams":100.5,"relative_error":0.01,"registrations":3}`},
+		{"pictures", nil, `{"pictures":{},"tracked_pictures":0,"untracked_registrations":0,"max_tracked_pictures":1000}`},
+		{"pictures", stream, `{"pictures":{"a":{"registrations":2,"average_weight_grams":2050},"b":{"registrations":1,"average_weight_grams":25}},"tracked_pictures":2,"untracked_registrations":0,"max_tracked_pictures":1000}`},
+		{"top_pictures", nil, `{"by_registrations":[],"by_average_weight":[],"exact":true}`},
+		{"distinct_pictures", nil, `{"distinct_pictures":0,"exact":true,"relative_standard_error":0}`},
+		{"distinct_pictures", stream, `{"distinct_pictures":2,"exact":true,"relative_standard_error":0}`},
+		{"registrations_per_minute", nil, `{"window_minutes":60,"latest_minute":null,"per_minute":[]}`},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%s/%d records", tt.stat, len(tt.recs)), func(t *testing.T) {

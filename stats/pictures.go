@@ -1,0 +1,161 @@
+package stats
+
+import (
+	"cmp"
+	"encoding/binary"
+	"maps"
+	"slices"
+
+	"github.com/picstats/picstats/internal/wire"
+)
+
+// MaxTrackedPictures bounds the pictures that the per-picture statistics
+// track. With more distinct ids, they track the MaxTrackedPictures ids of
+// smallest idHash (a bottom-k sample, the same on every replica) and count
+// the rest only in the totals.
+const MaxTrackedPictures = 1000
+
+func init() {
+	Register(Kind{
+		Name:        "pictures",
+		Description: "Registrations and average weight (grams) per picture, for up to 1000 pictures.",
+		Version:     1,
+		New:         func() Stat { return newPictures() },
+	})
+}
+
+// Pictures tallies valid registrations per picture id.
+//
+// Memory is bounded by tracking at most MaxTrackedPictures ids: those with
+// the smallest (idHash, id). This bottom-k rule keeps the tallies exact
+// under any split and merge: an id that is tracked in the whole stream has
+// at most k−1 ids below it in the whole stream, so also in every part, and
+// so was tracked, with all of its registrations, in every part that saw it.
+// With the 100 pictures of the feed every picture is tracked.
+type Pictures struct {
+	byID   map[string]*pictureTally
+	N, Sum int64  // every valid registration, tracked or not; grams
+	maxID  string // the tracked id ordered last, once full; "" if not known
+}
+
+type pictureTally struct {
+	hash   uint64
+	N, Sum int64
+}
+
+var _ Stat = (*Pictures)(nil)
+
+func newPictures() *Pictures { return &Pictures{byID: map[string]*pictureTally{}} }
+
+// before orders ids by (hash, id): the order of the bottom-k sample.
+func before(a *pictureTally, aID string, b *pictureTally, bID string) bool {
+	return a.hash < b.hash || (a.hash == b.hash && aID < bID)
+}
+
+func (p *Pictures) Add(r Record) {
+	if !r.Valid() {
+		return
+	}
+	id, w := r.Registration.PictureID, r.Registration.Weight
+	p.N++
+	p.Sum += w
+	if t, ok := p.byID[id]; ok {
+		t.N++
+		t.Sum += w
+		return
+	}
+	t := &pictureTally{hash: idHash(id), N: 1, Sum: w}
+	if len(p.byID) < MaxTrackedPictures {
+		p.byID[id] = t
+		return
+	}
+	last := p.last()
+	if before(p.byID[last], last, t, id) {
+		return // not in the sample: counted in the totals only
+	}
+	delete(p.byID, last)
+	p.byID[id] = t
+	p.maxID = ""
+}
+
+// last returns the tracked id ordered last.
+func (p *Pictures) last() string {
+	if p.maxID == "" {
+		for id, t := range p.byID {
+			if p.maxID == "" || before(p.byID[p.maxID], p.maxID, t, id) {
+				p.maxID = id
+			}
+		}
+	}
+	return p.maxID
+}
+
+func (p *Pictures) Merge(other Stat) {
+	o := other.(*Pictures)
+	p.N += o.N
+	p.Sum += o.Sum
+	for id, ot := range o.byID {
+		if t, ok := p.byID[id]; ok {
+			t.N += ot.N
+			t.Sum += ot.Sum
+		} else {
+			c := *ot
+			p.byID[id] = &c
+		}
+	}
+	p.maxID = ""
+	if len(p.byID) <= MaxTrackedPictures {
+		return
+	}
+	ids := slices.SortedFunc(maps.Keys(p.byID), func(a, b string) int {
+		ta, tb := p.byID[a], p.byID[b]
+		if c := cmp.Compare(ta.hash, tb.hash); c != 0 {
+			return c
+		}
+		return cmp.Compare(a, b)
+	})
+	for _, id := range ids[MaxTrackedPictures:] {
+		delete(p.byID, id)
+	}
+}
+
+// PictureResult is one picture's registrations and average weight.
+type PictureResult struct {
+	Registrations int64   `json:"registrations"`
+	Average       float64 `json:"average_weight_grams"`
+}
+
+func (p *Pictures) Result() any {
+	res := struct {
+		Pictures   map[string]PictureResult `json:"pictures"`
+		Tracked    int                      `json:"tracked_pictures"`
+		Untracked  int64                    `json:"untracked_registrations"`
+		MaxTracked int                      `json:"max_tracked_pictures"`
+	}{Pictures: make(map[string]PictureResult, len(p.byID)), Tracked: len(p.byID), Untracked: p.N, MaxTracked: MaxTrackedPictures}
+	for id, t := range p.byID {
+		res.Pictures[id] = PictureResult{t.N, float64(t.Sum) / float64(t.N)}
+		res.Untracked -= t.N
+	}
+	return res
+}
+
+func (p *Pictures) MarshalBinary() ([]byte, error) {
+	b := binary.AppendVarint(binary.AppendVarint(nil, p.N), p.Sum)
+	for _, id := range slices.Sorted(maps.Keys(p.byID)) {
+		t := p.byID[id]
+		b = binary.AppendVarint(binary.AppendVarint(wire.AppendString(b, id), t.N), t.Sum)
+	}
+	return b, nil
+}
+
+func (p *Pictures) UnmarshalBinary(b []byte) error {
+	*p = *newPictures()
+	r := wire.NewReader(b)
+	p.N = r.Varint("registrations")
+	p.Sum = r.Varint("total weight")
+	for r.More() {
+		id := r.String("picture id")
+		p.byID[id] = &pictureTally{hash: idHash(id), N: r.Varint("picture registrations"), Sum: r.Varint("picture weight")}
+	}
+	return r.Done()
+}
