@@ -94,6 +94,7 @@ func (c Config) Sarama() *sarama.Config {
 	// write picstats makes is harmless to repeat, so idempotence (which
 	// kfake does not carry across a restart) is not needed.
 	cfg.Producer.RequiredAcks = sarama.WaitForAll
+	cfg.Producer.MaxMessageBytes = MaxStateBytes
 	cfg.Net.MaxOpenRequests = 1
 	// Ride out a broker restart or a leader move (about 15 s) instead of
 	// failing the processor.
@@ -212,6 +213,13 @@ func WaitAndEnsureTopics(ctx context.Context, c Config, wait time.Duration) erro
 	}
 }
 
+// MaxStateBytes is the largest snapshot, table value or result picstats
+// writes (topic max.message.bytes and the producer's limit). Kafka's 1 MB
+// default is too small for the worst case: a table value holds two
+// aggregates per input partition, and the per-picture ones reach about
+// 140 kB each with 1000 ids of 128 bytes.
+const MaxStateBytes = 16 << 20
+
 // EnsureTopics creates every topic of the pipeline that does not exist yet:
 // picture, stats (compacted: the latest value per statistic), and
 // picture.rejected, then the snapshots topic and goka's table topic with as
@@ -236,11 +244,11 @@ func EnsureTopics(ctx context.Context, c Config) error {
 		}
 		return nil
 	}
-	compact := "compact"
+	compact, maxBytes := "compact", fmt.Sprint(MaxStateBytes)
 	if err := create(string(c.Names.Pictures), int32(c.Partitions), nil); err != nil {
 		return err
 	}
-	if err := create(string(c.Names.Stats), int32(c.Partitions), map[string]*string{"cleanup.policy": &compact}); err != nil {
+	if err := create(string(c.Names.Stats), int32(c.Partitions), map[string]*string{"cleanup.policy": &compact, "max.message.bytes": &maxBytes}); err != nil {
 		return err
 	}
 	if err := create(string(c.Names.Rejected), int32(c.Partitions), nil); err != nil {
@@ -260,10 +268,10 @@ func EnsureTopics(ctx context.Context, c Config) error {
 	}
 	// Snapshots matter only until the table has them; a day is ample.
 	snapshotRetention := "86400000"
-	if err := create(string(c.Names.Snapshots()), partitions, map[string]*string{"retention.ms": &snapshotRetention}); err != nil {
+	if err := create(string(c.Names.Snapshots()), partitions, map[string]*string{"retention.ms": &snapshotRetention, "max.message.bytes": &maxBytes}); err != nil {
 		return err
 	}
-	if err := create(string(c.Names.Table()), partitions, map[string]*string{"cleanup.policy": &compact}); err != nil {
+	if err := create(string(c.Names.Table()), partitions, map[string]*string{"cleanup.policy": &compact, "max.message.bytes": &maxBytes}); err != nil {
 		return err
 	}
 	return waitVisible(ctx, adm, c.Names.all())

@@ -176,3 +176,34 @@ func topicProblems(t *testing.T, cfg cluster.Config, url string, want *feed) (pr
 	}
 	return problems
 }
+
+// TestUnboundedPictureIDs is a session with far more distinct pictures
+// than the per-picture statistics track, each id as long as the codec
+// allows: the bounded statistics switch to their sample and estimate, their
+// state grows past Kafka's default 1 MB message limit, and every statistic
+// still equals its one-pass result.
+func TestUnboundedPictureIDs(t *testing.T) {
+	cfg := testkafka.Start(t)
+	if err := cluster.EnsureTopics(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	const n = 3 * stats.MaxTrackedPictures * 4 // every partition sees more than the bound
+	recs := make([]*kgo.Record, n)
+	for i := range recs {
+		id := fmt.Sprintf("%0*d", codec.MaxPictureIDLen, i)
+		recs[i] = &kgo.Record{Topic: string(cfg.Names.Pictures), Key: []byte(id),
+			Value: codec.Encode(codec.Registration{PictureID: id, Weight: int64(1 + i%5000)})}
+	}
+	produce(t, cfg, recs)
+	startProcessor(t, cfg, processor.WithBatchSize(1000))
+	url := startAPI(t, cfg)
+	waitForTotal(t, url, n, 2*time.Minute)
+	assertEveryStatistic(t, cfg, url)
+
+	var distinct struct {
+		Exact bool `json:"exact"`
+	}
+	if _, err := getJSON(url+"/api/stats/distinct_pictures", &distinct); err != nil || distinct.Exact {
+		t.Fatalf("distinct_pictures exact=%v (err %v) with %d distinct ids, want the estimate", distinct.Exact, err, n)
+	}
+}
