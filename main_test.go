@@ -122,3 +122,36 @@ func TestDockerfileRunsARealSubcommand(t *testing.T) {
 		t.Error("the final image does not run as a non-root user")
 	}
 }
+
+// TestREADMEWalkthroughIsTheCode checks that the "Adding a statistic"
+// walk-through shows exactly the statistic and test that stats/ holds, so
+// following the README builds what the repository runs.
+func TestREADMEWalkthroughIsTheCode(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "## Adding a statistic")
+	if !ok {
+		t.Fatal(`README has no "## Adding a statistic" section`)
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	var blocks []string
+	for _, part := range strings.Split(section, "```go\n")[1:] {
+		code, _, _ := strings.Cut(part, "```")
+		blocks = append(blocks, code)
+	}
+	files := []string{"stats/latest_registration.go", "stats/latest_registration_test.go"}
+	if len(blocks) != len(files) {
+		t.Fatalf("the walk-through has %d Go blocks, want %d (%v)", len(blocks), len(files), files)
+	}
+	for i, f := range files {
+		want, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if blocks[i] != string(want) {
+			t.Errorf("README's block %d differs from %s", i+1, f)
+		}
+	}
+}

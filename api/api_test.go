@@ -33,7 +33,7 @@ func encoded(t *testing.T, name string, regs ...codec.Registration) []byte {
 	k, _ := stats.Lookup(name)
 	s := k.New()
 	for _, r := range regs {
-		s.Add(stats.Record{Registration: r})
+		s.Add(&stats.Record{Registration: r})
 	}
 	agg, err := k.Encode(s)
 	if err != nil {

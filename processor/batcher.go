@@ -48,6 +48,7 @@ type partition struct {
 	batch int64      // open batch, noBatch before the first record
 	prev  int64
 	last  int64
+	hwm   int64 // the partition's high watermark at the last fetch
 	aggs  []stats.Stat
 	dirty bool
 	open  *pendingBatch
@@ -103,13 +104,16 @@ func (b *batcher) owns(st *partition) bool {
 // adder folds the record at offset into its batch, closing the open batch
 // first if the record belongs to a later one. A rejected record is
 // forwarded as (key, value) to the rejected topic, as part of its batch.
-type adder func(offset int64, rec stats.Record, rejectKey string, rejectValue []byte)
+// rec is not kept: callers reuse one Record, since a Record passed by
+// address to the statistics would otherwise be allocated per record.
+type adder func(offset int64, rec *stats.Record, rejectKey string, rejectValue []byte)
 
 // addAll calls fill with an adder for partition p, which fill calls for
-// records of p in offset order. The partition stays locked while fill
-// runs: one lock per fetched partition rather than per record keeps the
-// cores that handle other partitions off shared cache lines.
-func (b *batcher) addAll(p int32, fill func(add adder)) {
+// records of p in offset order; hwm is the partition's high watermark as
+// the fetch reported it. The partition stays locked while fill runs: one
+// lock per fetched partition rather than per record keeps the cores that
+// handle other partitions off shared cache lines.
+func (b *batcher) addAll(p int32, hwm int64, fill func(add adder)) {
 	st := b.partition(p)
 	if st == nil {
 		// Not assigned (any more): its owner reads it. Starting a batch
@@ -119,13 +123,14 @@ func (b *batcher) addAll(p int32, fill func(add adder)) {
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	fill(func(offset int64, rec stats.Record, rejectKey string, rejectValue []byte) {
+	st.hwm = hwm
+	fill(func(offset int64, rec *stats.Record, rejectKey string, rejectValue []byte) {
 		b.add(st, offset, rec, rejectKey, rejectValue)
 	})
 }
 
 // add is an adder for st; st.mu is held.
-func (b *batcher) add(st *partition, offset int64, rec stats.Record, rejectKey string, rejectValue []byte) {
+func (b *batcher) add(st *partition, offset int64, rec *stats.Record, rejectKey string, rejectValue []byte) {
 	batch := offset / b.size
 	switch {
 	case st.batch == noBatch:
@@ -195,7 +200,10 @@ func (b *batcher) ack(st *partition, pb *pendingBatch) {
 	}
 }
 
-// flush sends a snapshot of every open batch that changed since the last.
+// flush sends a snapshot of every open batch that changed since the last,
+// unless its partition is at least a batch behind its high watermark: then
+// the batch closes soon anyway, and open snapshots of a backlog would only
+// load the table stage with values that are replaced at once.
 func (b *batcher) flush() {
 	b.mu.RLock()
 	parts := make([]*partition, 0, len(b.parts))
@@ -205,7 +213,7 @@ func (b *batcher) flush() {
 	b.mu.RUnlock()
 	for _, st := range parts {
 		st.mu.Lock()
-		if st.dirty {
+		if st.dirty && st.hwm-st.last-1 < b.size {
 			b.send(st, false, func(err error) {
 				if err != nil {
 					b.fail(fmt.Errorf("snapshot of partition %d not stored: %w", st.id, err))

@@ -99,7 +99,7 @@ func (p *Processor) runInput(ctx context.Context, c cluster.Config, producer gok
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				p.handle(fp.Partition, fp.Records)
+				p.handle(fp.Partition, fp.HighWatermark, fp.Records)
 			}()
 		})
 		wg.Wait()
@@ -139,10 +139,11 @@ func (p *Processor) Progress() (records int64, first, last time.Time) {
 
 // handle decodes records of one partition, in offset order, and adds them
 // to their batches.
-func (p *Processor) handle(part int32, recs []*kgo.Record) {
-	p.batcher.addAll(part, func(add adder) {
+func (p *Processor) handle(part int32, hwm int64, recs []*kgo.Record) {
+	p.batcher.addAll(part, hwm, func(add adder) {
+		rec := new(stats.Record)
 		for _, r := range recs {
-			rec := stats.Record{Time: r.Timestamp}
+			*rec = stats.Record{Time: r.Timestamp}
 			reg, err := codec.Decode(r.Value)
 			if err == nil {
 				rec.Registration = reg

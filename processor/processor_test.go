@@ -53,7 +53,7 @@ func startTester(t *testing.T, kinds []stats.Kind, opts ...Option) (tt *tester.T
 			r.Key = []byte(key)
 		}
 		offset++
-		p.handle(0, []*kgo.Record{r})
+		p.handle(0, r.Offset+1, []*kgo.Record{r})
 		tt.Catchup()
 	}
 	return tt, names, consume, func() { p.batcher.flush(); tt.Catchup() }
@@ -230,11 +230,42 @@ func TestRecordsOfUnownedPartitionsAreDropped(t *testing.T) {
 		fail: func(err error) { t.Errorf("batcher: %v", err) }}
 	b.assign(map[int32]int64{0: -1})
 	rec := stats.Record{Registration: codec.Registration{PictureID: "a", Weight: 5}}
-	b.addAll(1, func(add adder) { add(15, rec, "", nil) })
+	b.addAll(1, 16, func(add adder) { add(15, &rec, "", nil) })
 	b.revoke([]int32{0})
-	b.addAll(0, func(add adder) { add(3, rec, "", nil) })
+	b.addAll(0, 4, func(add adder) { add(3, &rec, "", nil) })
 	b.flush()
 	if n := tt.NewQueueTracker(string(names.Snapshots())).Hwm(); n != 0 {
 		t.Fatalf("%d snapshots sent for partitions the batcher does not own", n)
+	}
+}
+
+// TestNoOpenSnapshotsWhileFarBehind checks that a partition at least a batch
+// behind its high watermark sends no open snapshots (its batch closes soon;
+// the final snapshot carries it), and sends them again once caught up.
+func TestNoOpenSnapshotsWhileFarBehind(t *testing.T) {
+	tt := tester.New(t)
+	producer, _ := tt.ProducerBuilder()(nil, "", goka.DefaultHasher())
+	names := cluster.DefaultNames("")
+	b := &batcher{kinds: stats.All(), size: 10, snapshots: string(names.Snapshots()),
+		producer: producer, forward: forwardWith(producer, names.Rejected),
+		logger: slog.New(slog.DiscardHandler), commit: func(int32, int64) {},
+		fail: func(err error) { t.Errorf("batcher: %v", err) }}
+	snapshots := tt.NewQueueTracker(string(names.Snapshots()))
+	b.assign(map[int32]int64{0: -1})
+	rec := stats.Record{Registration: codec.Registration{PictureID: "a", Weight: 5}}
+
+	b.addAll(0, 1000, func(add adder) { add(0, &rec, "", nil) }) // 999 records behind
+	b.flush()
+	if n := snapshots.Hwm(); n != 0 {
+		t.Fatalf("%d snapshots sent for a partition far behind its high watermark", n)
+	}
+	b.addAll(0, 1000, func(add adder) { add(995, &rec, "", nil) }) // closes batch 0, 4 behind
+	closed := snapshots.Hwm()
+	if closed != int64(len(stats.All())) {
+		t.Fatalf("closing a batch sent %d snapshots, want a final one per statistic", closed)
+	}
+	b.flush()
+	if n := snapshots.Hwm() - closed; n != int64(len(stats.All())) {
+		t.Fatalf("%d open snapshots sent for a partition within a batch of its high watermark, want one per statistic", n)
 	}
 }

@@ -18,8 +18,10 @@ func simWeight(offset int64) int64 { return 1 + offset%97 }
 // partition in the simulation.
 func aggOf(t *testing.T, k stats.Kind, from, to int64) []byte {
 	s := k.New()
+	rec := &stats.Record{Registration: codec.Registration{PictureID: "p"}}
 	for o := from; o <= to; o++ {
-		s.Add(stats.Record{Registration: codec.Registration{PictureID: "p", Weight: simWeight(o)}})
+		rec.Registration.Weight = simWeight(o)
+		s.Add(rec)
 	}
 	b, err := k.Encode(s)
 	if err != nil {
@@ -91,7 +93,7 @@ func (o *owner) step(t *testing.T, k stats.Kind, rng *rand.Rand) {
 		o.prev, o.agg = o.batch, k.New()
 	}
 	o.batch = b
-	o.agg.Add(stats.Record{Registration: codec.Registration{PictureID: "p", Weight: simWeight(o.next)}})
+	o.agg.Add(&stats.Record{Registration: codec.Registration{PictureID: "p", Weight: simWeight(o.next)}})
 	o.next++
 	if rng.IntN(4) == 0 {
 		o.snapshot(t, k, false)
@@ -167,7 +169,7 @@ func TestApplyRules(t *testing.T) {
 	agg := func(n int) []byte {
 		s := k.New()
 		for range n {
-			s.Add(stats.Record{Registration: codec.Registration{PictureID: "p", Weight: 1}})
+			s.Add(&stats.Record{Registration: codec.Registration{PictureID: "p", Weight: 1}})
 		}
 		b, _ := k.Encode(s)
 		return b

@@ -24,7 +24,7 @@ type AverageWeight struct {
 
 var _ Stat = (*AverageWeight)(nil)
 
-func (a *AverageWeight) Add(r Record) {
+func (a *AverageWeight) Add(r *Record) {
 	if r.Valid() {
 		a.N++
 		a.Sum += r.Registration.Weight

@@ -20,7 +20,7 @@ type Count struct{ N int64 }
 
 var _ Stat = (*Count)(nil)
 
-func (c *Count) Add(r Record) {
+func (c *Count) Add(r *Record) {
 	if r.Valid() {
 		c.N++
 	}

@@ -41,7 +41,7 @@ type DistinctPictures struct {
 
 var _ Stat = (*DistinctPictures)(nil)
 
-func (d *DistinctPictures) Add(r Record) {
+func (d *DistinctPictures) Add(r *Record) {
 	if r.Valid() {
 		d.insert(idHash(r.Registration.PictureID))
 	}

@@ -16,7 +16,7 @@ var _ Stat = (*MaxWeight)(nil)
 
 func greater(a, b int64) bool { return a > b }
 
-func (m *MaxWeight) Add(r Record) {
+func (m *MaxWeight) Add(r *Record) {
 	if r.Valid() {
 		m.offer(r.Registration.Weight, greater)
 	}

@@ -16,7 +16,7 @@ var _ Stat = (*MinWeight)(nil)
 
 func less(a, b int64) bool { return a < b }
 
-func (m *MinWeight) Add(r Record) {
+func (m *MinWeight) Add(r *Record) {
 	if r.Valid() {
 		m.offer(r.Registration.Weight, less)
 	}

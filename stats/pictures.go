@@ -52,7 +52,7 @@ func before(a *pictureTally, aID string, b *pictureTally, bID string) bool {
 	return a.hash < b.hash || (a.hash == b.hash && aID < bID)
 }
 
-func (p *Pictures) Add(r Record) {
+func (p *Pictures) Add(r *Record) {
 	if !r.Valid() {
 		return
 	}

@@ -2,8 +2,7 @@ package stats
 
 import (
 	"encoding/binary"
-	"maps"
-	"slices"
+	"fmt"
 	"time"
 
 	"github.com/picstats/picstats/internal/wire"
@@ -17,7 +16,7 @@ func init() {
 		Name:        "registrations_per_minute",
 		Description: "Valid registrations per minute of record timestamp (event time), for the 60 minutes up to the latest timestamp seen.",
 		Version:     1,
-		New:         func() Stat { return &PerMinute{counts: map[int64]int64{}} },
+		New:         func() Stat { return new(PerMinute) },
 	})
 }
 
@@ -33,8 +32,9 @@ func init() {
 // includes every minute after L − WindowMinutes. A timestamp far in the
 // future moves the window there, as it would in any event-time window.
 type PerMinute struct {
-	latest int64           // Unix minute; meaningful when counts is not empty
-	counts map[int64]int64 // Unix minute → registrations, all within the window
+	latest int64                // Unix minute of the latest registration; meaningful when seen
+	seen   bool                 // any registration yet
+	counts [WindowMinutes]int64 // registrations of minute m at m mod WindowMinutes, for the window's minutes
 }
 
 var _ Stat = (*PerMinute)(nil)
@@ -47,29 +47,44 @@ func unixMinute(t time.Time) int64 {
 	return s / 60
 }
 
-func (m *PerMinute) Add(r Record) {
+func slot(minute int64) int { return int(((minute % WindowMinutes) + WindowMinutes) % WindowMinutes) }
+
+func (m *PerMinute) Add(r *Record) {
 	if r.Valid() {
 		m.add(unixMinute(r.Time), 1)
 	}
 }
 
 func (m *PerMinute) add(minute, n int64) {
-	if len(m.counts) == 0 || minute > m.latest {
-		m.latest = minute
-		for old := range m.counts {
-			if old <= minute-WindowMinutes {
-				delete(m.counts, old)
-			}
+	if !m.seen || minute > m.latest {
+		// Minutes after the old latest, up to the new one, start empty;
+		// their slots held minutes that now leave the window.
+		from := m.latest + 1
+		if !m.seen || minute-from >= WindowMinutes {
+			from = minute - WindowMinutes + 1
 		}
+		for old := from; old <= minute; old++ {
+			m.counts[slot(old)] = 0
+		}
+		m.latest, m.seen = minute, true
 	}
 	if minute > m.latest-WindowMinutes {
-		m.counts[minute] += n
+		m.counts[slot(minute)] += n
 	}
 }
 
+// count returns the registrations of a minute of the window.
+func (m *PerMinute) count(minute int64) int64 { return m.counts[slot(minute)] }
+
 func (m *PerMinute) Merge(other Stat) {
-	for minute, n := range other.(*PerMinute).counts {
-		m.add(minute, n)
+	o := other.(*PerMinute)
+	if !o.seen {
+		return
+	}
+	for minute := o.latest - WindowMinutes + 1; minute <= o.latest; minute++ {
+		if n := o.count(minute); n > 0 {
+			m.add(minute, n)
+		}
 	}
 }
 
@@ -85,39 +100,46 @@ func (m *PerMinute) Result() any {
 		Latest        *time.Time    `json:"latest_minute"`
 		PerMinute     []MinuteCount `json:"per_minute"` // oldest first, every minute of the window
 	}{WindowMinutes: WindowMinutes, PerMinute: []MinuteCount{}}
-	if len(m.counts) == 0 {
+	if !m.seen {
 		return res
 	}
 	latest := time.Unix(m.latest*60, 0).UTC()
 	res.Latest = &latest
 	for minute := m.latest - WindowMinutes + 1; minute <= m.latest; minute++ {
-		res.PerMinute = append(res.PerMinute, MinuteCount{time.Unix(minute*60, 0).UTC(), m.counts[minute]})
+		res.PerMinute = append(res.PerMinute, MinuteCount{time.Unix(minute*60, 0).UTC(), m.count(minute)})
 	}
 	return res
 }
 
-// The encoding is the latest minute, then (minutes before it, count) pairs
-// from the latest down.
+// The encoding is the latest minute, then (minutes before it, count)
+// pairs of the non-empty minutes, from the latest down.
 func (m *PerMinute) MarshalBinary() ([]byte, error) {
-	if len(m.counts) == 0 {
+	if !m.seen {
 		return nil, nil
 	}
 	b := binary.AppendVarint(nil, m.latest)
-	for _, minute := range slices.Backward(slices.Sorted(maps.Keys(m.counts))) {
-		b = binary.AppendVarint(binary.AppendUvarint(b, uint64(m.latest-minute)), m.counts[minute])
+	for back := range int64(WindowMinutes) {
+		if n := m.count(m.latest - back); n > 0 {
+			b = binary.AppendVarint(binary.AppendUvarint(b, uint64(back)), n)
+		}
 	}
 	return b, nil
 }
 
 func (m *PerMinute) UnmarshalBinary(b []byte) error {
-	m.counts = map[int64]int64{}
+	*m = PerMinute{}
 	if len(b) == 0 {
 		return nil
 	}
 	r := wire.NewReader(b)
-	m.latest = r.Varint("latest minute")
+	m.latest, m.seen = r.Varint("latest minute"), true
 	for r.More() {
-		m.counts[m.latest-int64(r.Uvarint("minutes before the latest"))] = r.Varint("registrations")
+		back := r.Uvarint("minutes before the latest")
+		n := r.Varint("registrations")
+		if r.Err() == nil && (back >= WindowMinutes || n <= 0) {
+			return fmt.Errorf("minute %d before the latest with %d registrations: outside the window or empty", back, n)
+		}
+		m.counts[slot(m.latest-int64(back))] = n
 	}
 	return r.Done()
 }

@@ -26,7 +26,7 @@ type Rejected struct{ ByReason map[codec.Reason]int64 }
 
 var _ Stat = (*Rejected)(nil)
 
-func (r *Rejected) Add(rec Record) {
+func (r *Rejected) Add(rec *Record) {
 	if !rec.Valid() {
 		r.ByReason[rec.Rejected]++
 	}

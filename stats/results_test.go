@@ -88,8 +88,8 @@ func TestResults(t *testing.T) {
 func ExampleKind_Encode() {
 	k, _ := Lookup("average_weight")
 	s := k.New()
-	s.Add(Record{Registration: codec.Registration{PictureID: "000000243626", Weight: 1778}})
-	s.Add(Record{Registration: codec.Registration{PictureID: "000000460347", Weight: 1635}})
+	s.Add(&Record{Registration: codec.Registration{PictureID: "000000243626", Weight: 1778}})
+	s.Add(&Record{Registration: codec.Registration{PictureID: "000000460347", Weight: 1635}})
 
 	b, _ := k.Encode(s)    // what the changelog stores: version byte, then the payload
 	back, _ := k.Decode(b) // what a restarted processor or the API reads back

@@ -29,7 +29,8 @@ func (r Record) Valid() bool { return r.Rejected == "" }
 // Stat is the aggregate of one statistic over some set of records.
 //
 // The contract, checked for every registered statistic by the law test:
-//   - Add folds one record (valid or rejected) into the aggregate.
+//   - Add folds one record (valid or rejected) into the aggregate. It must
+//     not keep r, which the engine reuses for the next record.
 //   - Merge folds in another aggregate of the same concrete type, so that
 //     merging the aggregates of the parts of any split of a stream equals
 //     adding the whole stream in one pass. The engine pre-aggregates batches
@@ -43,7 +44,7 @@ func (r Record) Valid() bool { return r.Rejected == "" }
 //     the stats topic. Field names carry their units (e.g.
 //     average_weight_grams); an undefined value (the mean of nothing) is null.
 type Stat interface {
-	Add(Record)
+	Add(*Record)
 	Merge(other Stat)
 	Result() any
 	encoding.BinaryMarshaler

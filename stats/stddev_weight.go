@@ -33,7 +33,7 @@ type StddevWeight struct {
 
 var _ Stat = (*StddevWeight)(nil)
 
-func (s *StddevWeight) Add(r Record) {
+func (s *StddevWeight) Add(r *Record) {
 	if !r.Valid() {
 		return
 	}

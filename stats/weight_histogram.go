@@ -28,7 +28,7 @@ type WeightHistogram struct{ Counts [HistogramBuckets]int64 }
 
 var _ Stat = (*WeightHistogram)(nil)
 
-func (h *WeightHistogram) Add(r Record) {
+func (h *WeightHistogram) Add(r *Record) {
 	if r.Valid() {
 		h.Counts[min(r.Registration.Weight/HistogramBucketGrams, HistogramBuckets-1)]++
 	}

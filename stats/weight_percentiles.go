@@ -45,10 +45,27 @@ func newWeightPercentiles() *WeightPercentiles {
 	return &WeightPercentiles{s}
 }
 
-func (p *WeightPercentiles) Add(r Record) {
-	if r.Valid() {
-		_ = p.sketch.Add(float64(r.Registration.Weight)) // fails only for values it cannot index; weights are 1 to 10⁶
+// bucketOf memoises the sketch's bucket index of the weights below 8 kg,
+// where most registrations are: it spares the logarithm the sketch takes
+// per value (about 55 → 20 ns per record).
+var bucketOf = func() []int32 {
+	m := newWeightPercentiles().sketch.IndexMapping
+	idx := make([]int32, 8192)
+	for w := 1; w < len(idx); w++ {
+		idx[w] = int32(m.Index(float64(w)))
 	}
+	return idx
+}()
+
+func (p *WeightPercentiles) Add(r *Record) {
+	if !r.Valid() {
+		return
+	}
+	if w := r.Registration.Weight; w < int64(len(bucketOf)) {
+		p.sketch.GetPositiveValueStore().Add(int(bucketOf[w])) // what sketch.Add does for w ≥ 1
+		return
+	}
+	_ = p.sketch.Add(float64(r.Registration.Weight)) // fails only for values it cannot index; weights are 1 to 10⁶
 }
 
 func (p *WeightPercentiles) Merge(other Stat) {
