@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -25,6 +26,7 @@ type options struct {
 	feed             datafeed.Config
 	tail             tail.Config
 	stats            []stats.Kind
+	allowedOrigins   []string
 	batchSize        int64
 	snapshotInterval time.Duration
 	probeURL         string
@@ -78,8 +80,10 @@ func parseFlags(name, summary string, args []string, stdout, stderr io.Writer) (
 		}
 		return false
 	}
+	var origins string
 	if uses("all", "api") {
 		fs.StringVar(&o.addr, "addr", ":8080", "HTTP listen `address` of the API")
+		fs.StringVar(&origins, "allowed-origins", "", "comma-separated `origins` (scheme://host[:port]) whose pages may open the websocket /api/ws, or * for any;\nthe API's own origin and clients that send no Origin are always allowed")
 	}
 	statSpec := "all"
 	if uses("all", "processor", "api") {
@@ -129,6 +133,16 @@ func parseFlags(name, summary string, args []string, stdout, stderr io.Writer) (
 	}
 	if o.cluster.Replication < 1 {
 		errs = append(errs, fmt.Errorf("--replication %d: want at least 1", o.cluster.Replication))
+	}
+	for origin := range strings.SplitSeq(origins, ",") {
+		if origin = strings.TrimSpace(origin); origin == "" {
+			continue
+		}
+		if u, perr := url.Parse(origin); origin != "*" && (perr != nil || u.Scheme == "" || u.Host == "" || u.Path != "") {
+			errs = append(errs, fmt.Errorf("--allowed-origins: %q is not an origin: want scheme://host[:port] (e.g. https://stats.example.com) or *", origin))
+			continue
+		}
+		o.allowedOrigins = append(o.allowedOrigins, origin)
 	}
 	o.stats, err = stats.Select(statSpec)
 	errs = append(errs, flagErr("--stats", err))

@@ -138,7 +138,7 @@ func runProcessor(ctx context.Context, o *options) error {
 }
 
 func runAPI(ctx context.Context, o *options) error {
-	srv := api.New(o.stats, o.logger)
+	srv := api.New(o.stats, o.logger, api.WithAllowedOrigins(o.allowedOrigins...))
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
 		return fmt.Errorf("api: listen on %s (choose another with --addr): %w", o.addr, err)
@@ -156,6 +156,7 @@ func runAPI(ctx context.Context, o *options) error {
 		return nil
 	})
 	g.Go(func() error { return api.RunView(ctx, o.cluster, srv) })
+	g.Go(func() error { return srv.Hub().Run(ctx) }) // closes websocket clients on shutdown
 	g.Go(func() error {
 		<-ctx.Done()
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

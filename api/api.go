@@ -4,6 +4,7 @@
 //	GET /api/stats          every enabled statistic: {"<name>": <result>, ...}
 //	GET /api/stats/{name}   one statistic's result
 //	GET /api/statistics     the enabled statistics with their descriptions
+//	GET /api/ws             websocket: a snapshot of every statistic, then every change (see Hub)
 //	GET /healthz            the process is up
 //	GET /readyz             the view has recovered the table (503 until then)
 //
@@ -19,6 +20,8 @@ import (
 	"sync/atomic"
 
 	"github.com/gorilla/mux"
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/storage"
 
 	"github.com/picstats/picstats/processor"
 	"github.com/picstats/picstats/stats"
@@ -35,13 +38,54 @@ type Table interface {
 type Server struct {
 	kinds  []stats.Kind
 	table  atomic.Pointer[Table] // nil until the view exists
+	hub    *Hub
 	logger *slog.Logger
 }
 
-// New returns a server for the given statistics. It answers 503 on the
-// statistics routes until SetTable has been given a recovered table.
-func New(kinds []stats.Kind, logger *slog.Logger) *Server {
-	return &Server{kinds: kinds, logger: logger}
+// New returns a server for the given statistics, with a websocket hub
+// configured by hubOpts. It answers 503 on the statistics routes until
+// SetTable has been given a recovered table; the hub's Run must run for
+// websocket clients to get updates.
+func New(kinds []stats.Kind, logger *slog.Logger, hubOpts ...HubOption) *Server {
+	return &Server{kinds: kinds, logger: logger, hub: NewHub(append([]HubOption{WithHubLogger(logger)}, hubOpts...)...)}
+}
+
+// Hub returns the server's websocket hub.
+func (s *Server) Hub() *Hub { return s.hub }
+
+// kind returns the enabled statistic of that name.
+func (s *Server) kind(name string) (stats.Kind, bool) {
+	for _, k := range s.kinds {
+		if k.Name == name {
+			return k, true
+		}
+	}
+	return stats.Kind{}, false
+}
+
+// Update is a goka View update callback (goka.WithViewCallback): it stores
+// the table value as goka's default does, then publishes the statistic's
+// new result to the websocket hub. Every change of the table, from the
+// View's recovery on, reaches the hub this way; nothing polls.
+func (s *Server) Update(ctx goka.UpdateContext, st storage.Storage, key string, value []byte) error {
+	if err := goka.DefaultUpdate(ctx, st, key, value); err != nil {
+		return err
+	}
+	k, ok := s.kind(key)
+	if !ok {
+		return nil // a statistic this API does not serve
+	}
+	agg, err := processor.TableValue(k, value)
+	if err != nil {
+		s.logger.Error("table value not pushed to websocket clients", "stat", key, "err", err)
+		return nil // REST answers the same error; the view goes on
+	}
+	res, err := json.Marshal(agg.Result())
+	if err != nil {
+		return fmt.Errorf("result of %s: %w", key, err)
+	}
+	s.hub.Publish(key, res)
+	return nil
 }
 
 // SetTable sets the table to read from.
@@ -61,6 +105,7 @@ func (s *Server) Handler() http.Handler {
 	r.HandleFunc("/api/stats", s.all).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/api/stats/{name}", s.one).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/api/statistics", s.statistics).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/api/ws", s.hub).Methods(http.MethodGet)
 	r.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}).Methods(http.MethodGet, http.MethodHead)
@@ -116,13 +161,8 @@ func (s *Server) all(w http.ResponseWriter, _ *http.Request) {
 
 func (s *Server) one(w http.ResponseWriter, r *http.Request) {
 	name := mux.Vars(r)["name"]
-	var kind *stats.Kind
-	for i := range s.kinds {
-		if s.kinds[i].Name == name {
-			kind = &s.kinds[i]
-		}
-	}
-	if kind == nil {
+	kind, ok := s.kind(name)
+	if !ok {
 		writeJSON(w, http.StatusNotFound, map[string]any{
 			"error": fmt.Sprintf("unknown statistic %q", name),
 			"known": stats.Names(s.kinds),
@@ -134,7 +174,7 @@ func (s *Server) one(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "statistics are not ready yet: the view is still recovering the table")
 		return
 	}
-	res, err := s.result(t, *kind)
+	res, err := s.result(t, kind)
 	if err != nil {
 		s.fail(w, err)
 		return

@@ -13,13 +13,14 @@ import (
 )
 
 // RunView keeps a goka View of the group table up to date and hands it to s,
-// until ctx is cancelled. The table topic exists only once a processor has
+// whose Update callback pushes every change to the websocket hub, until ctx
+// is cancelled. The table topic exists only once a processor has
 // started, so creating the view is retried until then.
 func RunView(ctx context.Context, c cluster.Config, s *Server, opts ...goka.ViewOption) error {
 	var view *goka.View
 	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
 		var err error
-		view, err = goka.NewView(c.Brokers, c.Names.Table(), new(gokacodec.Bytes), append(c.ViewOptions(), opts...)...)
+		view, err = goka.NewView(c.Brokers, c.Names.Table(), new(gokacodec.Bytes), append(append(c.ViewOptions(), goka.WithViewCallback(s.Update)), opts...)...)
 		if err == nil {
 			break
 		}

@@ -114,6 +114,7 @@ func TestBadFlagsSayWhatToFix(t *testing.T) {
 		{[]string{"frobnicate"}, `unknown subcommand "frobnicate"`},
 		{[]string{"tail", "--brokers", "h:1", "--rate", "3"}, "flag provided but not defined: -rate"},
 		{[]string{"--log-level", "loud"}, `--log-level "loud"`},
+		{[]string{"api", "--brokers", "h:1", "--allowed-origins", "localhost:3000"}, `--allowed-origins: "localhost:3000" is not an origin`},
 		{[]string{"api", "--brokers", "h:1", "--stats", "count,median"}, `--stats: unknown statistic "median" (known: average_weight, count,`},
 	}
 	for _, tt := range tests {

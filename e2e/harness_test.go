@@ -59,14 +59,15 @@ func startAPI(t *testing.T, cfg cluster.Config) string {
 	srv := api.New(stats.All(), cfg.Logger)
 	hs := httptest.NewServer(srv.Handler())
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
+	done := make(chan struct{}, 2)
 	go func() {
-		defer close(done)
+		defer func() { done <- struct{}{} }()
 		if err := api.RunView(ctx, cfg, srv); err != nil {
 			t.Errorf("view: %v", err)
 		}
 	}()
-	t.Cleanup(func() { cancel(); <-done; hs.Close() })
+	go func() { defer func() { done <- struct{}{} }(); _ = srv.Hub().Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done; <-done; hs.Close() })
 	return hs.URL
 }
 

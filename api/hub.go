@@ -1,0 +1,538 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Hub pushes statistic results to websocket clients: on connect a client gets a
+// snapshot of every statistic, then every change, coalesced per statistic.
+//
+// Messages are JSON text frames:
+//
+//	{"v":1,"type":"snapshot","stats":{"<name>":<result>,...}}   first, every statistic published so far
+//	{"v":1,"type":"update","stats":{"<name>":<result>,...}}     then only the statistics that changed
+//
+// Rate cap: Publish only records the latest result. The hub sends at most one
+// update per flush interval (WithFlushInterval, 100ms by default), carrying
+// the latest value of every statistic changed since the previous one, so a
+// burst of publishes costs each client one message, not one per publish. The
+// first change after a quiet period is sent at once; the rest of that interval
+// waits for the next flush.
+//
+// Buffer: each client has a queue of WithClientBuffer update messages (16 by
+// default) in front of its own writer goroutine. Since at most one update is
+// queued per flush interval, a client may fall that many intervals behind
+// (1.6s at the defaults) before the queue is full; the hub then drops it
+// (close code 1013, "too slow") rather than block Publish or the other
+// clients. A dropped dashboard reconnects and gets a fresh snapshot, which is
+// all it needs: updates are idempotent "latest value" messages.
+//
+// Run must be running for updates to be sent and for a clean shutdown.
+type Hub struct {
+	flushInterval time.Duration
+	pingInterval  time.Duration
+	writeTimeout  time.Duration
+	clientBuffer  int
+	anyOrigin     bool
+	origins       map[string]bool
+	logger        *slog.Logger
+	upgrader      websocket.Upgrader
+
+	wake chan struct{}  // a Publish happened; capacity 1, so signals merge
+	wg   sync.WaitGroup // one per client writer, for Run's shutdown
+
+	mu      sync.Mutex
+	seq     uint64                     // counts Publish calls; orders values against snapshots
+	latest  map[string]json.RawMessage // what a new client's snapshot holds
+	dirty   map[string]published       // changed since the last flush
+	clients map[*hubClient]struct{}    // receiving updates
+	live    map[*hubClient]struct{}    // writer running, dropped or not: what shutdown may cut off
+	closed  bool                       // Run has shut down; refuse new clients
+}
+
+type published struct {
+	value json.RawMessage
+	seq   uint64
+}
+
+type hubClient struct {
+	conn   *websocket.Conn
+	remote string
+	since  uint64      // hub seq at registration: the snapshot already holds every value up to it
+	send   chan []byte // encoded updates for the writer
+
+	quitOnce sync.Once
+	quit     chan struct{} // closed when the client is dropped
+	code     int           // close code to send when quit; 0: just close the connection
+	reason   string
+
+	readDone chan struct{} // closed when the reader has stopped
+}
+
+// HubOption configures a Hub.
+type HubOption func(*Hub)
+
+// WithAllowedOrigins allows browsers from these origins, given as exact
+// "scheme://host[:port]" values, or "*" for any, on top of same-origin pages
+// and clients that send no Origin (non-browser clients).
+func WithAllowedOrigins(origins ...string) HubOption {
+	return func(h *Hub) {
+		for _, o := range origins {
+			o = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(o), "/"))
+			switch o {
+			case "":
+			case "*":
+				h.anyOrigin = true
+			default:
+				h.origins[o] = true
+			}
+		}
+	}
+}
+
+// WithFlushInterval sets the per-client rate cap: at most one update per
+// interval (default 100ms). Values ≤ 0 keep the default.
+func WithFlushInterval(d time.Duration) HubOption {
+	return func(h *Hub) {
+		if d > 0 {
+			h.flushInterval = d
+		}
+	}
+}
+
+// WithClientBuffer sets how many messages may be queued for a client before
+// it is dropped as too slow (default 16). Values ≤ 0 keep the default.
+func WithClientBuffer(n int) HubOption {
+	return func(h *Hub) {
+		if n > 0 {
+			h.clientBuffer = n
+		}
+	}
+}
+
+// WithPingInterval sets how often clients are pinged (default 20s); a client
+// that sends no pong for 2.5 intervals is dropped. Values ≤ 0 keep the default.
+func WithPingInterval(d time.Duration) HubOption {
+	return func(h *Hub) {
+		if d > 0 {
+			h.pingInterval = d
+		}
+	}
+}
+
+// WithWriteTimeout bounds every write to a client, and how long shutdown waits
+// for clients to acknowledge the close (default 5s). Values ≤ 0 keep the default.
+func WithWriteTimeout(d time.Duration) HubOption {
+	return func(h *Hub) {
+		if d > 0 {
+			h.writeTimeout = d
+		}
+	}
+}
+
+// WithHubLogger sets the logger (default slog.Default()).
+func WithHubLogger(l *slog.Logger) HubOption {
+	return func(h *Hub) {
+		if l != nil {
+			h.logger = l
+		}
+	}
+}
+
+// NewHub returns a hub; start it with Run and serve it with ServeHTTP.
+func NewHub(opts ...HubOption) *Hub {
+	h := &Hub{
+		flushInterval: 100 * time.Millisecond,
+		pingInterval:  20 * time.Second,
+		writeTimeout:  5 * time.Second,
+		clientBuffer:  16,
+		origins:       map[string]bool{},
+		logger:        slog.Default(),
+		wake:          make(chan struct{}, 1),
+		latest:        map[string]json.RawMessage{},
+		dirty:         map[string]published{},
+		clients:       map[*hubClient]struct{}{},
+		live:          map[*hubClient]struct{}{},
+	}
+	for _, o := range opts {
+		o(h)
+	}
+	h.upgrader = websocket.Upgrader{
+		HandshakeTimeout: h.writeTimeout,
+		// ServeHTTP has checked the origin already, to answer with a JSON error.
+		CheckOrigin: func(*http.Request) bool { return true },
+		Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
+			writeError(w, status, fmt.Sprintf("websocket upgrade: %v", reason))
+		},
+	}
+	return h
+}
+
+// Publish records the latest result of a statistic; clients get it with the
+// next flush. It is safe for concurrent use and never blocks on clients.
+// Results that are not valid JSON are logged and ignored.
+func (h *Hub) Publish(name string, result json.RawMessage) {
+	if !json.Valid(result) {
+		// Sending it would break every client's message, not just this statistic.
+		h.logger.Error("websocket hub: not publishing an invalid JSON result", "stat", name)
+		return
+	}
+	v := bytes.Clone(result) // the caller may reuse its buffer
+	h.mu.Lock()
+	h.seq++
+	h.latest[name] = v
+	h.dirty[name] = published{v, h.seq}
+	h.mu.Unlock()
+	select {
+	case h.wake <- struct{}{}:
+	default: // a flush is already due
+	}
+}
+
+// Clients returns the number of connected clients.
+func (h *Hub) Clients() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.clients)
+}
+
+// Run sends the coalesced updates until ctx is done, then closes every client
+// with 1001 (going away), waits for them at most the write timeout, and
+// returns nil. Call it once.
+func (h *Hub) Run(ctx context.Context) error {
+	rest := time.NewTimer(h.flushInterval)
+	rest.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			h.shutdown()
+			return nil
+		case <-h.wake:
+		}
+		h.flush()
+		// The rate cap: publishes during this interval wait for the next flush.
+		rest.Reset(h.flushInterval)
+		select {
+		case <-ctx.Done():
+			h.shutdown()
+			return nil
+		case <-rest.C:
+		}
+	}
+}
+
+// flush queues one update with every changed statistic for every client.
+func (h *Hub) flush() {
+	h.mu.Lock()
+	if len(h.dirty) == 0 {
+		h.mu.Unlock()
+		return
+	}
+	changed := h.dirty
+	h.dirty = map[string]published{}
+	// Taken with the changes, under the same lock: a client registered after
+	// this point has a snapshot at least as new, and must not get this update.
+	targets := slices.Collect(maps.Keys(h.clients))
+	h.mu.Unlock()
+
+	oldest := uint64(0)
+	for _, p := range changed {
+		if oldest == 0 || p.seq < oldest {
+			oldest = p.seq
+		}
+	}
+	var shared []byte // the update for clients older than every change: nearly all
+	for _, c := range targets {
+		var msg []byte
+		if c.since < oldest {
+			if shared == nil {
+				shared = h.encode("update", changed, 0)
+			}
+			msg = shared
+		} else {
+			// Registered during this interval: its snapshot holds some of
+			// these values already; send only the newer ones, if any.
+			msg = h.encode("update", changed, c.since)
+		}
+		if msg == nil {
+			continue
+		}
+		select {
+		case c.send <- msg:
+		default:
+			h.drop(c, websocket.CloseTryAgainLater,
+				fmt.Sprintf("too slow: %d updates queued", cap(c.send)))
+		}
+	}
+}
+
+type hubMessage struct {
+	V     int                        `json:"v"`
+	Type  string                     `json:"type"`
+	Stats map[string]json.RawMessage `json:"stats"`
+}
+
+// encode returns the message for the changes published after seq since, or
+// nil if there are none.
+func (h *Hub) encode(typ string, changed map[string]published, since uint64) []byte {
+	stats := make(map[string]json.RawMessage, len(changed))
+	for name, p := range changed {
+		if p.seq > since {
+			stats[name] = p.value
+		}
+	}
+	if len(stats) == 0 {
+		return nil
+	}
+	return h.marshal(typ, stats)
+}
+
+func (h *Hub) marshal(typ string, stats map[string]json.RawMessage) []byte {
+	if stats == nil {
+		stats = map[string]json.RawMessage{} // "stats":{} rather than null
+	}
+	b, err := json.Marshal(hubMessage{V: 1, Type: typ, Stats: stats})
+	if err != nil {
+		// Publish only accepts valid JSON, so this is a bug.
+		h.logger.Error("websocket hub: encoding a message", "type", typ, "err", err)
+		return nil
+	}
+	return b
+}
+
+// ServeHTTP upgrades the request (GET /api/ws) to a websocket and serves the
+// client until it leaves or is dropped.
+func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !websocket.IsWebSocketUpgrade(r) {
+		writeError(w, http.StatusBadRequest,
+			"this endpoint only speaks websocket: connect with a websocket client (GET with Connection: Upgrade and Upgrade: websocket)")
+		return
+	}
+	if !h.originAllowed(r) {
+		origin := r.Header.Get("Origin")
+		writeError(w, http.StatusForbidden, fmt.Sprintf(
+			"websocket from origin %q refused: it is not %s's own origin; to allow it start the server with --allowed-origins=%s (or --allowed-origins='*' for any origin)",
+			origin, r.Host, origin))
+		return
+	}
+	h.mu.Lock()
+	closed := h.closed
+	h.mu.Unlock()
+	if closed {
+		writeError(w, http.StatusServiceUnavailable, "the server is shutting down; reconnect later")
+		return
+	}
+
+	conn, err := h.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		// The upgrader has answered the client already.
+		h.logger.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	c := &hubClient{
+		conn:     conn,
+		remote:   r.RemoteAddr,
+		send:     make(chan []byte, h.clientBuffer),
+		quit:     make(chan struct{}),
+		readDone: make(chan struct{}),
+	}
+
+	// Snapshot and registration under one lock: every Publish is either in
+	// the snapshot or in an update this client will get, never both out of
+	// order.
+	h.mu.Lock()
+	if h.closed { // shut down since the check above
+		h.mu.Unlock()
+		_ = conn.WriteControl(websocket.CloseMessage,
+			websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"),
+			time.Now().Add(h.writeTimeout))
+		_ = conn.Close()
+		return
+	}
+	snapshot := maps.Clone(h.latest)
+	c.since = h.seq
+	h.clients[c] = struct{}{}
+	h.live[c] = struct{}{}
+	h.wg.Add(1)
+	n := len(h.clients)
+	h.mu.Unlock()
+
+	h.logger.Info("websocket client connected", "remote", c.remote, "origin", r.Header.Get("Origin"), "clients", n)
+	go h.read(c)
+	h.write(c, h.marshal("snapshot", snapshot))
+}
+
+// originAllowed: browsers send Origin and enforce nothing for websockets, so
+// without this check any web page could read the statistics through a
+// visitor's browser.
+func (h *Hub) originAllowed(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" || h.anyOrigin {
+		return true // not a browser, or everyone is allowed
+	}
+	if h.origins[strings.ToLower(origin)] {
+		return true
+	}
+	u, err := url.Parse(origin)
+	return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host)
+}
+
+// drop removes the client and tells its writer to close the connection with
+// code (0: without a close frame). Only the first reason counts.
+func (h *Hub) drop(c *hubClient, code int, reason string) {
+	h.mu.Lock()
+	delete(h.clients, c)
+	n := len(h.clients)
+	h.mu.Unlock()
+	c.quitOnce.Do(func() {
+		c.code, c.reason = code, reason
+		close(c.quit)
+		h.logger.Info("websocket client dropped", "remote", c.remote, "reason", reason, "clients", n)
+	})
+}
+
+// read discards what the client sends, which makes gorilla process control
+// frames (pong, close), and drops the client when the connection fails or
+// stops answering pings.
+func (h *Hub) read(c *hubClient) {
+	defer close(c.readDone)
+	pongWait := h.pingInterval * 5 / 2
+	c.conn.SetReadLimit(4096) // clients have nothing to say
+	_ = c.conn.SetReadDeadline(time.Now().Add(pongWait))
+	c.conn.SetPongHandler(func(string) error {
+		return c.conn.SetReadDeadline(time.Now().Add(pongWait))
+	})
+	for {
+		if _, _, err := c.conn.NextReader(); err != nil {
+			var reason string
+			var ne net.Error
+			switch {
+			case websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway):
+				reason = "client closed the connection"
+			case errors.As(err, &ne) && ne.Timeout():
+				reason = fmt.Sprintf("no pong within %v", pongWait)
+			default:
+				reason = fmt.Errorf("read: %w", err).Error()
+			}
+			h.drop(c, 0, reason)
+			return
+		}
+	}
+}
+
+// write is the client's only writer (gorilla allows one): the snapshot, then
+// the queued updates and pings, each with a deadline; on quit, the close frame.
+func (h *Hub) write(c *hubClient, snapshot []byte) {
+	defer func() {
+		_ = c.conn.Close()
+		h.mu.Lock()
+		delete(h.live, c)
+		h.mu.Unlock()
+		h.wg.Done()
+	}()
+	ping := time.NewTicker(h.pingInterval)
+	defer ping.Stop()
+
+	if err := h.writeText(c, snapshot); err != nil {
+		h.drop(c, 0, fmt.Errorf("write snapshot: %w", err).Error())
+		return
+	}
+	for {
+		select { // quit first: a dropped client gets nothing more
+		case <-c.quit:
+			h.closeHandshake(c)
+			return
+		default:
+		}
+		select {
+		case <-c.quit:
+			h.closeHandshake(c)
+			return
+		case msg := <-c.send:
+			if err := h.writeText(c, msg); err != nil {
+				h.drop(c, 0, fmt.Errorf("write update: %w", err).Error())
+				return
+			}
+		case <-ping.C:
+			if err := c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(h.writeTimeout)); err != nil {
+				h.drop(c, 0, fmt.Errorf("write ping: %w", err).Error())
+				return
+			}
+		}
+	}
+}
+
+func (h *Hub) writeText(c *hubClient, msg []byte) error {
+	if err := c.conn.SetWriteDeadline(time.Now().Add(h.writeTimeout)); err != nil {
+		return err
+	}
+	return c.conn.WriteMessage(websocket.TextMessage, msg)
+}
+
+// closeHandshake sends the close frame and waits, bounded, for the client's
+// answer: closing the TCP connection at once could reset it before the
+// client has read the frame.
+func (h *Hub) closeHandshake(c *hubClient) {
+	if c.code == 0 {
+		return
+	}
+	err := c.conn.WriteControl(websocket.CloseMessage,
+		websocket.FormatCloseMessage(c.code, c.reason), time.Now().Add(h.writeTimeout))
+	if err != nil {
+		return
+	}
+	t := time.NewTimer(h.writeTimeout)
+	defer t.Stop()
+	select {
+	case <-c.readDone: // the reader got the client's close frame, or failed
+	case <-t.C:
+	}
+}
+
+// shutdown refuses new clients, closes the connected ones with 1001 and waits
+// for their writers; those still stuck after the write timeout are cut off.
+func (h *Hub) shutdown() {
+	h.mu.Lock()
+	h.closed = true
+	clients := slices.Collect(maps.Keys(h.clients))
+	h.mu.Unlock()
+	for _, c := range clients {
+		h.drop(c, websocket.CloseGoingAway, "server shutting down")
+	}
+
+	done := make(chan struct{})
+	go func() {
+		h.wg.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(h.writeTimeout)
+	defer t.Stop()
+	select {
+	case <-done:
+		return
+	case <-t.C:
+	}
+	h.logger.Warn("websocket hub: clients did not close in time; cutting them off", "after", h.writeTimeout)
+	h.mu.Lock()
+	live := slices.Collect(maps.Keys(h.live)) // includes clients dropped before the shutdown
+	h.mu.Unlock()
+	for _, c := range live {
+		_ = c.conn.Close() // fails their pending reads and writes; safe concurrently
+	}
+	<-done
+}
