@@ -97,8 +97,11 @@ func parseFlags(name, summary string, args []string, stdout, stderr io.Writer) (
 		fs.DurationVar(&o.snapshotInterval, "snapshot-interval", processor.DefaultSnapshotInterval, "how often open batches are sent to the table (latency)")
 	}
 	var key string
+	if uses("all", "datafeed", "api") {
+		fs.StringVar(&o.feed.Images, "images", "images", "`folder` of *.jpg pictures; a picture's id is its base name"+
+			map[bool]string{true: " (the api role serves them at /images/ as the dashboard's thumbnails)", false: ""}[name != "datafeed"])
+	}
 	if uses("all", "datafeed") {
-		fs.StringVar(&o.feed.Images, "images", "images", "`folder` of *.jpg pictures; a picture's id is its base name")
 		fs.Float64Var(&o.feed.Rate, "rate", 0, "registrations per second (0: one every 2-4 s, like the original feed)")
 		fs.IntVar(&o.feed.Count, "count", 0, "number of registrations to produce (0: until stopped)")
 		fs.StringVar(&key, "key", string(datafeed.KeyNone), "record key: none (null, like the original feed) or picture_id")
@@ -166,6 +169,11 @@ func parseFlags(name, summary string, args []string, stdout, stderr io.Writer) (
 		}
 		if fi, err := os.Stat(o.feed.Images); err != nil || !fi.IsDir() {
 			errs = append(errs, fmt.Errorf("--images %s: not a folder; run from the repository root or pass the images folder", o.feed.Images))
+		}
+	}
+	if name == "api" { // the thumbnails are a nicety: the API serves the statistics without them
+		if fi, err := os.Stat(o.feed.Images); err != nil || !fi.IsDir() {
+			o.logger.Warn("--images is not a folder: the dashboard shows no thumbnails until it exists (run from the repository root or pass the images folder)", "images", o.feed.Images)
 		}
 	}
 	if uses("tail") {

@@ -139,6 +139,7 @@ func runProcessor(ctx context.Context, o *options) error {
 
 func runAPI(ctx context.Context, o *options) error {
 	srv := api.New(o.stats, o.logger, api.WithAllowedOrigins(o.allowedOrigins...))
+	srv.ServeImages(o.feed.Images) // the dashboard's thumbnails
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
 		return fmt.Errorf("api: listen on %s (choose another with --addr): %w", o.addr, err)

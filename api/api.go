@@ -7,6 +7,9 @@
 //	GET /api/ws             websocket: a snapshot of every statistic, then every change (see Hub)
 //	GET /healthz            the process is up
 //	GET /readyz             the view has recovered the table (503 until then)
+//	GET /                   the live dashboard page (see dashboard.go)
+//	GET /static/{file}      the dashboard's CSS and JavaScript, embedded in the binary
+//	GET /images/{file}.jpg  the pictures, as the dashboard's thumbnails (ServeImages)
 //
 // Errors are JSON too: {"error": "..."} with the right status.
 package api
@@ -39,6 +42,7 @@ type Server struct {
 	kinds  []stats.Kind
 	table  atomic.Pointer[Table] // nil until the view exists
 	hub    *Hub
+	images atomic.Pointer[string] // the pictures folder; nil until ServeImages
 	logger *slog.Logger
 }
 
@@ -110,6 +114,8 @@ func (s *Server) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/", s.dashboard).Methods(http.MethodGet, http.MethodHead)
+	r.PathPrefix("/static/").HandlerFunc(s.static).Methods(http.MethodGet, http.MethodHead)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no route %s", r.URL.Path))
 	})
@@ -117,7 +123,7 @@ func (s *Server) Handler() http.Handler {
 		w.Header().Set("Allow", "GET, HEAD")
 		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed, use GET", r.Method))
 	})
-	return r
+	return s.withImages(r)
 }
 
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
