@@ -94,6 +94,13 @@ func TestDashboardInABrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = node.Process.Kill() })
+	// Every step of the script has its own timeout; this one bounds the
+	// whole session, so that a hang fails the test instead of the suite.
+	watchdog := time.AfterFunc(4*time.Minute, func() {
+		t.Errorf("the browser session took more than 4 minutes; killed")
+		_ = node.Process.Kill()
+	})
+	defer watchdog.Stop()
 	sc := bufio.NewScanner(fromNode)
 	for sc.Scan() {
 		line := sc.Text()

@@ -18,7 +18,16 @@ if (!url || !outDir) {
 }
 mkdirSync(outDir, { recursive: true });
 const stdin = createInterface({ input: process.stdin });
-const nextLine = () => new Promise((resolve) => stdin.once('line', resolve));
+// Lines from the driver, kept until asked for: the driver may answer before
+// this script waits for the answer.
+const lines = [];
+const waiting = [];
+stdin.on('line', (line) => (waiting.length > 0 ? waiting.shift()(line) : lines.push(line)));
+const nextLine = (timeoutMs) => new Promise((resolve, reject) => {
+  if (lines.length > 0) return resolve(lines.shift());
+  const timer = setTimeout(() => reject(new Error(`no answer from the driver in ${timeoutMs} ms`)), timeoutMs);
+  waiting.push((line) => { clearTimeout(timer); resolve(line); });
+});
 
 const browser = await chromium.launch({
   executablePath: process.env.PICSTATS_CHROMIUM || '/usr/bin/chromium', // never a downloaded browser
@@ -54,7 +63,7 @@ try {
   console.log('RESTART API');
   await page.waitForSelector('#conn:not([data-state="open"])', { timeout: 30_000 });
   console.log('ok: the page shows the connection lost');
-  if ((await nextLine()) !== 'RESTARTED') throw new Error('driver did not restart the API');
+  if ((await nextLine(90_000)) !== 'RESTARTED') throw new Error('driver did not restart the API');
   await page.waitForSelector('#conn[data-state="open"]', { timeout: 60_000 });
   await page.waitForFunction(
     (n) => Number(document.querySelector('#total').textContent.replace(/[^0-9]/g, '') || '0') > n,
