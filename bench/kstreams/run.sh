@@ -91,10 +91,13 @@ for g in $guarantees; do
   if wait "$await_pid"; then ok=yes; else ok=no; status=1; fi
   t_done=$(now_ms)
   [[ -n $t_running ]] || t_running=$t_done
+  # CPU time of the app so far (JVM start and JIT included): steadier than
+  # wall time on a shared machine.
+  cpu=$(awk -v hz="$(getconf CLK_TCK)" '{printf "%.1f s user, %.1f s sys", $14/hz, $15/hz}' "/proc/$app_pid/stat" 2>/dev/null || echo "?")
   kill -TERM "$app_pid" 2>/dev/null || true
   rc=0; wait "$app_pid" || rc=$?
   echo "  final output correct: $ok (app exit status after SIGTERM: $rc)"
-  echo "  start -> RUNNING: $((t_running - t0)) ms; RUNNING -> final output: $((t_done - t_running)) ms; start -> final output: $((t_done - t0)) ms"
+  echo "  start -> RUNNING: $((t_running - t0)) ms; RUNNING -> final output: $((t_done - t_running)) ms; start -> final output: $((t_done - t0)) ms; app CPU $cpu"
   if [[ $ok == no ]]; then
     echo "  got:"; sed 's/^/    /' "$work/$g.await"; tail -20 "$work/$g.err" | sed 's/^/  app: /'
   fi

@@ -25,7 +25,8 @@ public final class Main {
             [--commit-interval-ms N] [--threads N] [--cache-bytes N] [--state-dir DIR] \\
             [--topology dsl|preaggregate] [--no-create-output]
           Runs the Streams app. Prints RUNNING on stdout once the app is RUNNING;
-          SIGTERM/SIGINT close it cleanly (exit 0). Defaults: --commit-interval-ms 100,
+          SIGTERM/SIGINT close it cleanly (then exit status 143/130, as any JVM; 1 after
+          a fatal Streams error). Defaults: --commit-interval-ms 100,
           --threads 2, --cache-bytes 67108864 (64 MiB), --topology dsl, the state
           directory of Kafka Streams (java.io.tmpdir/kafka-streams). The output topic
           is created if missing (compacted, as many partitions as the input).
@@ -75,6 +76,10 @@ public final class Main {
   }
 
   private static final java.util.Set<String> FLAGS = java.util.Set.of("dry-run", "no-create-output", "help");
+  private static final java.util.Set<String> OPTIONS = java.util.Set.of(
+      "bootstrap", "input", "output", "application-id", "guarantee", "commit-interval-ms", "threads",
+      "cache-bytes", "state-dir", "topology", "produce", "seed", "partitions", "key", "pictures",
+      "await", "timeout-ms");
 
   static Map<String, String> parse(String[] argv) {
     Map<String, String> a = new HashMap<>();
@@ -98,6 +103,9 @@ public final class Main {
         value = argv[++i];
       } else {
         throw new IllegalArgumentException(arg + " needs a value");
+      }
+      if (!FLAGS.contains(name) && !OPTIONS.contains(name)) {
+        throw new IllegalArgumentException("unknown option --" + name);
       }
       a.put(name, value);
     }
