@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"sync/atomic"
 
 	"github.com/gorilla/mux"
@@ -39,11 +40,12 @@ type Table interface {
 
 // Server answers HTTP requests for the enabled statistics.
 type Server struct {
-	kinds  []stats.Kind
-	table  atomic.Pointer[Table] // nil until the view exists
-	hub    *Hub
-	images atomic.Pointer[string] // the pictures folder; nil until ServeImages
-	logger *slog.Logger
+	kinds     []stats.Kind
+	table     atomic.Pointer[Table] // nil until the view exists
+	hub       *Hub
+	publishMu sync.Mutex             // orders the publishes of Update and publishAll
+	images    atomic.Pointer[string] // the pictures folder; nil until ServeImages
+	logger    *slog.Logger
 }
 
 // New returns a server for the given statistics, with a websocket hub
@@ -69,27 +71,54 @@ func (s *Server) kind(name string) (stats.Kind, bool) {
 
 // Update is a goka View update callback (goka.WithViewCallback): it stores
 // the table value as goka's default does, then publishes the statistic's
-// new result to the websocket hub. Every change of the table, from the
-// View's recovery on, reaches the hub this way; nothing polls.
+// new result to the websocket hub; nothing polls. While the View recovers
+// it only stores: replaying a changelog would otherwise decode every old
+// value, and publishAll gives the hub the recovered values at once.
 func (s *Server) Update(ctx goka.UpdateContext, st storage.Storage, key string, value []byte) error {
 	if err := goka.DefaultUpdate(ctx, st, key, value); err != nil {
 		return err
 	}
-	k, ok := s.kind(key)
-	if !ok {
-		return nil // a statistic this API does not serve
+	if _, ok := s.ready(); !ok {
+		return nil
 	}
-	agg, err := processor.TableValue(k, value)
-	if err != nil {
-		s.logger.Error("table value not pushed to websocket clients", "stat", key, "err", err)
-		return nil // REST answers the same error; the view goes on
+	if k, ok := s.kind(key); ok {
+		s.publishMu.Lock()
+		defer s.publishMu.Unlock()
+		s.publish(k, value)
 	}
-	res, err := json.Marshal(agg.Result())
-	if err != nil {
-		return fmt.Errorf("result of %s: %w", key, err)
-	}
-	s.hub.Publish(key, res)
 	return nil
+}
+
+// publishAll publishes every statistic's value in the table to the hub; the
+// View's runner calls it each time the View has caught up. Holding
+// publishMu, as Update does, keeps an older value read here from being
+// published after a newer one that Update stored meanwhile.
+func (s *Server) publishAll(t Table) {
+	s.publishMu.Lock()
+	defer s.publishMu.Unlock()
+	for _, k := range s.kinds {
+		v, err := t.Get(k.Name)
+		if err != nil {
+			s.logger.Error("table value not pushed to websocket clients", "stat", k.Name, "err", err)
+			continue
+		}
+		if v != nil {
+			s.publish(k, v)
+		}
+	}
+}
+
+// publish sends statistic k's result for a table value to the hub.
+func (s *Server) publish(k stats.Kind, value any) {
+	agg, err := processor.TableValue(k, value)
+	if err == nil {
+		var res []byte
+		if res, err = json.Marshal(agg.Result()); err == nil {
+			s.hub.Publish(k.Name, res)
+			return
+		}
+	}
+	s.logger.Error("table value not pushed to websocket clients", "stat", k.Name, "err", err) // REST answers the same error
 }
 
 // SetTable sets the table to read from.

@@ -13,8 +13,8 @@ import (
 )
 
 // RunView keeps a goka View of the group table up to date and hands it to s,
-// whose Update callback pushes every change to the websocket hub, until ctx
-// is cancelled. The table topic exists only once a processor has
+// whose Update callback and publishAll push every change to the websocket
+// hub, until ctx is cancelled. The table topic exists only once a processor has
 // started, so creating the view is retried until then.
 func RunView(ctx context.Context, c cluster.Config, s *Server, opts ...goka.ViewOption) error {
 	var view *goka.View
@@ -32,6 +32,17 @@ func RunView(ctx context.Context, c cluster.Config, s *Server, opts ...goka.View
 		}
 	}
 	s.SetTable(view)
+	// Each time the View has caught up (at start, after a reconnect), the
+	// hub gets every value: Update does not publish while it recovers.
+	states := view.ObserveStateChanges()
+	defer states.Stop()
+	go func() {
+		for state := range states.C() {
+			if goka.ViewState(state) == goka.ViewStateRunning {
+				s.publishAll(view)
+			}
+		}
+	}()
 	if err := view.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("view of %s: %w", c.Names.Table(), err)
 	}

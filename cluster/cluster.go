@@ -76,13 +76,17 @@ func ParseBrokers(s string) ([]string, error) {
 	return brokers, nil
 }
 
+// ClientID is the Kafka client id of picstats' clients (goka adds its own
+// suffixes).
+const ClientID = "picstats"
+
 // Sarama returns the client configuration goka uses.
 func (c Config) Sarama() *sarama.Config {
 	cfg := goka.DefaultConfig()
 	// kfake cannot serve sarama's OffsetFetch v6+ (protocol 2.4 and later);
 	// Apache Kafka 4 accepts 2.1 and later, so 2.3 serves both.
 	cfg.Version = sarama.V2_3_0_0
-	cfg.ClientID = "picstats"
+	cfg.ClientID = ClientID
 	// goka starts new groups at the newest offset, which would silently skip
 	// registrations produced before the processor first started.
 	cfg.Consumer.Offsets.Initial = sarama.OffsetOldest

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -19,7 +20,8 @@ import (
 // /api/ws before anything is registered, gets a snapshot, and then sees the
 // count climb to exactly what was produced, pushed from the View's update
 // callback as the table changes, and updates of the other statistics too.
-// (A missing update fails by the read deadline.)
+// (A missing update fails by the read deadline.) A second API, started
+// afterwards, recovers the table and serves it in its first snapshot.
 func TestWebsocketFollowsTheTable(t *testing.T) {
 	cfg := testkafka.Start(t)
 	if err := cluster.EnsureTopics(context.Background(), cfg); err != nil {
@@ -28,17 +30,22 @@ func TestWebsocketFollowsTheTable(t *testing.T) {
 	startProcessor(t, cfg, processor.WithBatchSize(100))
 	url := startAPI(t, cfg)
 
-	conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(url, "http")+"/api/ws", nil)
-	if err != nil {
-		t.Fatal(err)
+	dial := func(url string) *websocket.Conn {
+		t.Helper()
+		conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(url, "http")+"/api/ws", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return conn
 	}
-	defer conn.Close()
+	conn := dial(url)
 	type message struct {
 		V     int                        `json:"v"`
 		Type  string                     `json:"type"`
 		Stats map[string]json.RawMessage `json:"stats"`
 	}
-	read := func() message {
+	read := func(conn *websocket.Conn) message {
 		t.Helper()
 		_ = conn.SetReadDeadline(time.Now().Add(time.Minute))
 		var m message
@@ -50,7 +57,7 @@ func TestWebsocketFollowsTheTable(t *testing.T) {
 		}
 		return m
 	}
-	if first := read(); first.Type != "snapshot" {
+	if first := read(conn); first.Type != "snapshot" {
 		t.Fatalf("first message is %q, want the snapshot", first.Type)
 	}
 
@@ -67,7 +74,7 @@ func TestWebsocketFollowsTheTable(t *testing.T) {
 		return true
 	}
 	for count := int64(-1); count != want.count || !allSeen(); {
-		m := read()
+		m := read(conn)
 		if m.Type != "update" || len(m.Stats) == 0 {
 			t.Fatalf("got a %q message with %d statistics, want updates", m.Type, len(m.Stats))
 		}
@@ -86,5 +93,15 @@ func TestWebsocketFollowsTheTable(t *testing.T) {
 				count = c.Registrations
 			}
 		}
+	}
+
+	// A new API replica: its View recovers the table, and the snapshot of
+	// a client that connects once it is ready holds the final count.
+	late := startAPI(t, cfg)
+	waitReady(t, late)
+	snap := read(dial(late))
+	wantCount := fmt.Sprintf(`{"registrations":%d}`, want.count)
+	if snap.Type != "snapshot" || string(snap.Stats["count"]) != wantCount {
+		t.Fatalf("a new replica's first message: %s with count %s, want the snapshot with %s", snap.Type, snap.Stats["count"], wantCount)
 	}
 }

@@ -105,7 +105,7 @@ func (p *Processor) Graph() *goka.GroupGraph {
 // committed past it, and the process should exit so that another instance
 // takes over.
 func (p *Processor) Run(ctx context.Context, c cluster.Config) error {
-	producer, err := c.ProducerBuilder()(c.Brokers, c.Sarama().ClientID+"-snapshots", goka.DefaultHasher())
+	producer, err := c.ProducerBuilder()(c.Brokers, cluster.ClientID+"-snapshots", goka.DefaultHasher())
 	if err != nil {
 		return fmt.Errorf("processor: snapshot producer: %w", err)
 	}
