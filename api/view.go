@@ -15,10 +15,11 @@ import (
 // RunView keeps a goka View of the group table up to date and hands it to s,
 // whose Update callback and publishAll push every change to the websocket
 // hub, until ctx is cancelled. The table topic exists only once a processor has
-// started, so creating the view is retried until then.
+// started, so creating the view is retried until then, at least once a
+// second: an API started beside its first processor is up a second after it.
 func RunView(ctx context.Context, c cluster.Config, s *Server, opts ...goka.ViewOption) error {
 	var view *goka.View
-	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, time.Second) {
 		var err error
 		view, err = goka.NewView(c.Brokers, c.Names.Table(), new(gokacodec.Bytes), append(append(c.ViewOptions(), goka.WithViewCallback(s.Update)), opts...)...)
 		if err == nil {
