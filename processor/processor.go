@@ -136,6 +136,14 @@ func (p *Processor) Run(ctx context.Context, c cluster.Config) error {
 		return fmt.Errorf("processor: %w", err)
 	}
 
+	start := time.Now()
+	go func() {
+		// Operators (and bench/peers' recovery figure) want to know when
+		// the table stage has recovered its partitions of the table.
+		if table.WaitForReadyContext(ctx) == nil && table.Recovered() {
+			p.logger.Info("processor ready: table recovered", "after", time.Since(start).Round(time.Millisecond).String())
+		}
+	}()
 	var wg sync.WaitGroup
 	var tableErr, inputErr error
 	wg.Add(2)
