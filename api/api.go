@@ -20,6 +20,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -41,7 +43,10 @@ type Table interface {
 // Server answers HTTP requests for the enabled statistics.
 type Server struct {
 	kinds     []stats.Kind
-	table     atomic.Pointer[Table] // nil until the view exists
+	byName    []int                    // indexes of kinds in name order, the order of /api/stats
+	members   [][]byte                 // per kind: its name as a JSON object member, `"name":`
+	rendered  []atomic.Pointer[[]byte] // per kind: JSON of its result for the table's current value; nil if not known
+	table     atomic.Pointer[Table]    // nil until the view exists
 	hub       *Hub
 	publishMu sync.Mutex             // orders the publishes of Update and publishAll
 	images    atomic.Pointer[string] // the pictures folder; nil until ServeImages
@@ -53,39 +58,52 @@ type Server struct {
 // SetTable has been given a recovered table; the hub's Run must run for
 // websocket clients to get updates.
 func New(kinds []stats.Kind, logger *slog.Logger, hubOpts ...HubOption) *Server {
-	return &Server{kinds: kinds, logger: logger, hub: NewHub(append([]HubOption{WithHubLogger(logger)}, hubOpts...)...)}
+	s := &Server{kinds: kinds, logger: logger, hub: NewHub(append([]HubOption{WithHubLogger(logger)}, hubOpts...)...),
+		rendered: make([]atomic.Pointer[[]byte], len(kinds))}
+	for i, k := range kinds {
+		s.byName = append(s.byName, i)
+		name, _ := json.Marshal(k.Name)
+		s.members = append(s.members, append(name, ':'))
+	}
+	slices.SortFunc(s.byName, func(a, b int) int { return strings.Compare(kinds[a].Name, kinds[b].Name) })
+	return s
 }
 
 // Hub returns the server's websocket hub.
 func (s *Server) Hub() *Hub { return s.hub }
 
-// kind returns the enabled statistic of that name.
-func (s *Server) kind(name string) (stats.Kind, bool) {
-	for _, k := range s.kinds {
+// kind returns the index in s.kinds of the enabled statistic of that name.
+func (s *Server) kind(name string) (int, bool) {
+	for i, k := range s.kinds {
 		if k.Name == name {
-			return k, true
+			return i, true
 		}
 	}
-	return stats.Kind{}, false
+	return 0, false
 }
 
 // Update is a goka View update callback (goka.WithViewCallback): it stores
 // the table value as goka's default does, then publishes the statistic's
-// new result to the websocket hub; nothing polls. While the View recovers
-// it only stores: replaying a changelog would otherwise decode every old
-// value, and publishAll gives the hub the recovered values at once.
+// new result to the websocket hub and keeps its JSON for REST; nothing
+// polls, and a GET only copies bytes. While the View recovers it only
+// stores (and forgets the JSON): replaying a changelog would otherwise
+// decode every old value, and publishAll gives the hub the recovered values
+// at once.
 func (s *Server) Update(ctx goka.UpdateContext, st storage.Storage, key string, value []byte) error {
 	if err := goka.DefaultUpdate(ctx, st, key, value); err != nil {
 		return err
 	}
-	if _, ok := s.ready(); !ok {
+	i, ok := s.kind(key)
+	if !ok {
 		return nil
 	}
-	if k, ok := s.kind(key); ok {
-		s.publishMu.Lock()
-		defer s.publishMu.Unlock()
-		s.publish(k, value)
+	s.publishMu.Lock()
+	defer s.publishMu.Unlock()
+	if _, ready := s.ready(); !ready {
+		s.rendered[i].Store(nil) // REST renders from the table until publishAll
+		return nil
 	}
+	s.publish(i, value)
 	return nil
 }
 
@@ -96,28 +114,33 @@ func (s *Server) Update(ctx goka.UpdateContext, st storage.Storage, key string, 
 func (s *Server) publishAll(t Table) {
 	s.publishMu.Lock()
 	defer s.publishMu.Unlock()
-	for _, k := range s.kinds {
+	for i, k := range s.kinds {
 		v, err := t.Get(k.Name)
 		if err != nil {
+			s.rendered[i].Store(nil)
 			s.logger.Error("table value not pushed to websocket clients", "stat", k.Name, "err", err)
 			continue
 		}
 		if v != nil {
-			s.publish(k, v)
+			s.publish(i, v)
 		}
 	}
 }
 
-// publish sends statistic k's result for a table value to the hub.
-func (s *Server) publish(k stats.Kind, value any) {
+// publish sends statistic i's result for a table value to the hub and
+// keeps its JSON for REST. The caller holds publishMu.
+func (s *Server) publish(i int, value any) {
+	k := s.kinds[i]
 	agg, err := processor.TableValue(k, value)
 	if err == nil {
 		var res []byte
 		if res, err = json.Marshal(agg.Result()); err == nil {
+			s.rendered[i].Store(&res)
 			s.hub.Publish(k.Name, res)
 			return
 		}
 	}
+	s.rendered[i].Store(nil)
 	s.logger.Error("table value not pushed to websocket clients", "stat", k.Name, "err", err) // REST answers the same error
 }
 
@@ -182,21 +205,26 @@ func (s *Server) all(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "statistics are not ready yet: the view is still recovering the table")
 		return
 	}
-	out := make(map[string]any, len(s.kinds))
-	for _, k := range s.kinds {
-		res, err := s.result(t, k)
+	// The same bytes as encoding a map of the results: names in order.
+	buf := make([]byte, 0, 16<<10)
+	buf = append(buf, '{')
+	for n, i := range s.byName {
+		res, err := s.render(t, i)
 		if err != nil {
 			s.fail(w, err)
 			return
 		}
-		out[k.Name] = res
+		if n > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(append(buf, s.members[i]...), res...)
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeRaw(w, http.StatusOK, append(buf, '}'))
 }
 
 func (s *Server) one(w http.ResponseWriter, r *http.Request) {
 	name := mux.Vars(r)["name"]
-	kind, ok := s.kind(name)
+	i, ok := s.kind(name)
 	if !ok {
 		writeJSON(w, http.StatusNotFound, map[string]any{
 			"error": fmt.Sprintf("unknown statistic %q", name),
@@ -209,15 +237,21 @@ func (s *Server) one(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "statistics are not ready yet: the view is still recovering the table")
 		return
 	}
-	res, err := s.result(t, kind)
+	res, err := s.render(t, i)
 	if err != nil {
 		s.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, res)
+	writeRaw(w, http.StatusOK, res)
 }
 
-func (s *Server) result(t Table, k stats.Kind) (any, error) {
+// render returns the JSON of statistic i's result: kept from the last
+// publish if the table has not changed since, else read from the table.
+func (s *Server) render(t Table, i int) ([]byte, error) {
+	if res := s.rendered[i].Load(); res != nil {
+		return *res, nil
+	}
+	k := s.kinds[i]
 	v, err := t.Get(k.Name)
 	if err != nil {
 		return nil, fmt.Errorf("read %s from the table: %w", k.Name, err)
@@ -226,7 +260,7 @@ func (s *Server) result(t Table, k stats.Kind) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return agg.Result(), nil
+	return json.Marshal(agg.Result())
 }
 
 func (s *Server) fail(w http.ResponseWriter, err error) {
@@ -241,6 +275,18 @@ func (s *Server) fail(w http.ResponseWriter, err error) {
 func writeError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, map[string]string{"error": msg})
 }
+
+// writeRaw writes JSON that is encoded already, with the newline that
+// writeJSON's encoder ends with. body may be shared: it is not modified.
+func writeRaw(w http.ResponseWriter, status int, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(body) // the client may have gone; nothing to do about it
+	_, _ = w.Write(newline)
+}
+
+var newline = []byte{'\n'}
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")

@@ -1,13 +1,18 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
+
+	"github.com/lovoo/goka/storage"
 
 	"github.com/picstats/picstats/codec"
 	"github.com/picstats/picstats/processor"
@@ -136,4 +141,79 @@ func TestOnlyEnabledStatisticsAreServed(t *testing.T) {
 	if code, body := get("/api/statistics"); code != 200 || strings.Count(body, `"name"`) != 2 {
 		t.Errorf("/api/statistics: %d %s, want the two enabled statistics", code, body)
 	}
+}
+
+// storageTable is a table over the goka storage that Server.Update writes
+// to, as a View is.
+type storageTable struct {
+	st        storage.Storage
+	recovered atomic.Bool
+}
+
+func (s *storageTable) Get(key string) (any, error) {
+	v, err := s.st.Get(key)
+	if v == nil {
+		return nil, err
+	}
+	return v, err
+}
+func (s *storageTable) Recovered() bool { return s.recovered.Load() }
+
+// REST serves the JSON each update renders for the websocket instead of
+// decoding the table per request; it must never serve a value the table
+// has left, also after a View's recovery in which updates are not rendered.
+func TestRESTFollowsEveryUpdate(t *testing.T) {
+	reg := func(n int) []codec.Registration {
+		var regs []codec.Registration
+		for i := range n {
+			regs = append(regs, codec.Registration{PictureID: "p", Weight: int64(100 + i)})
+		}
+		return regs
+	}
+	tbl := &storageTable{st: storage.NewMemory()}
+	s := New(stats.All(), slog.New(slog.DiscardHandler))
+	s.SetTable(tbl)
+	update := func(n int) {
+		t.Helper()
+		for _, name := range []string{"count", "max_weight"} {
+			if err := s.Update(nil, tbl.st, name, encoded(t, name, reg(n)...)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	get := func(path string) string {
+		rec := httptest.NewRecorder()
+		s.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		return rec.Body.String()
+	}
+	want := func(step string, n int) {
+		t.Helper()
+		if got, w := get("/api/stats/count"), fmt.Sprintf(`{"registrations":%d}`+"\n", n); got != w {
+			t.Errorf("%s: /api/stats/count = %s, want %s", step, got, w)
+		}
+		// /api/stats is the encoding of the map of every result.
+		all := map[string]json.RawMessage{}
+		for _, k := range stats.All() {
+			all[k.Name] = json.RawMessage(get("/api/stats/" + k.Name))
+		}
+		var buf bytes.Buffer
+		if err := json.NewEncoder(&buf).Encode(all); err != nil {
+			t.Fatal(err)
+		}
+		if got := get("/api/stats"); got != buf.String() {
+			t.Errorf("%s: /api/stats = %s\nwant the map of every result: %s", step, got, buf.String())
+		}
+	}
+
+	update(1) // recovering: stored only
+	tbl.recovered.Store(true)
+	want("recovered, before publishAll", 1)
+	s.publishAll(tbl)
+	want("after publishAll", 1)
+	update(2)
+	want("live update", 2)
+	tbl.recovered.Store(false) // the View reconnects and recovers again
+	update(3)
+	tbl.recovered.Store(true)
+	want("recovered again, before publishAll", 3)
 }
