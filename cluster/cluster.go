@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/sync/errgroup"
 )
 
 // Names are the Kafka names picstats uses. A prefix lets several independent
@@ -238,7 +239,7 @@ func EnsureTopics(ctx context.Context, c Config) error {
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	create := func(name string, partitions int32, configs map[string]*string) error {
+	create := func(ctx context.Context, name string, partitions int32, configs map[string]*string) error {
 		resp, err := adm.CreateTopic(ctx, partitions, int16(c.Replication), configs, name)
 		if err == nil {
 			err = resp.Err
@@ -248,37 +249,60 @@ func EnsureTopics(ctx context.Context, c Config) error {
 		}
 		return nil
 	}
-	compact, maxBytes := "compact", fmt.Sprint(MaxStateBytes)
-	if err := create(string(c.Names.Pictures), int32(c.Partitions), nil); err != nil {
-		return err
-	}
-	if err := create(string(c.Names.Stats), int32(c.Partitions), map[string]*string{"cleanup.policy": &compact, "max.message.bytes": &maxBytes}); err != nil {
-		return err
-	}
-	if err := create(string(c.Names.Rejected), int32(c.Partitions), nil); err != nil {
-		return err
-	}
-
+	// The snapshots and table topics take picture's partition count (goka
+	// requires them co-partitioned); a new picture topic gets c.Partitions.
+	partitions := int32(c.Partitions)
 	details, err := adm.ListTopics(ctx, string(c.Names.Pictures))
-	if err == nil {
-		err = details.Error()
-	}
 	if err != nil {
-		return fmt.Errorf("describe topic %s: %w", c.Names.Pictures, err)
+		return fmt.Errorf("describe topic %s on %v: %w", c.Names.Pictures, c.Brokers, err)
 	}
-	partitions := int32(len(details[string(c.Names.Pictures)].Partitions))
-	if partitions == 0 {
-		return fmt.Errorf("topic %s has no partitions yet", c.Names.Pictures)
+	if d := details[string(c.Names.Pictures)]; d.Err == nil && len(d.Partitions) > 0 {
+		partitions = int32(len(d.Partitions))
 	}
-	// Snapshots matter only until the table has them; a day is ample.
-	snapshotRetention := "86400000"
-	if err := create(string(c.Names.Snapshots()), partitions, map[string]*string{"retention.ms": &snapshotRetention, "max.message.bytes": &maxBytes}); err != nil {
+	// All at once: each creation waits for a controller round trip, and one
+	// after another they took seconds on a busy Kafka.
+	compact, maxBytes := "compact", fmt.Sprint(MaxStateBytes)
+	snapshotRetention := "86400000" // snapshots matter only until the table has them; a day is ample
+	specs := []struct {
+		name    string
+		configs map[string]*string
+	}{
+		{string(c.Names.Pictures), nil},
+		{string(c.Names.Stats), map[string]*string{"cleanup.policy": &compact, "max.message.bytes": &maxBytes}},
+		{string(c.Names.Rejected), nil},
+		{string(c.Names.Snapshots()), map[string]*string{"retention.ms": &snapshotRetention, "max.message.bytes": &maxBytes}},
+		{string(c.Names.Table()), map[string]*string{"cleanup.policy": &compact, "max.message.bytes": &maxBytes}},
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, t := range specs {
+		g.Go(func() error { return create(gctx, t.name, partitions, t.configs) })
+	}
+	if err := g.Wait(); err != nil {
 		return err
 	}
-	if err := create(string(c.Names.Table()), partitions, map[string]*string{"cleanup.policy": &compact, "max.message.bytes": &maxBytes}); err != nil {
+	if err := waitVisible(ctx, adm, c.Names.all()); err != nil {
 		return err
 	}
-	return waitVisible(ctx, adm, c.Names.all())
+	return coPartitioned(ctx, adm, c.Names)
+}
+
+// coPartitioned checks that the snapshots and table topics have as many
+// partitions as picture: another process may have created picture with
+// other --partitions between our look and our creation.
+func coPartitioned(ctx context.Context, adm *kadm.Client, n Names) error {
+	topics := []string{string(n.Pictures), string(n.Snapshots()), string(n.Table())}
+	details, err := adm.ListTopics(ctx, topics...)
+	if err != nil {
+		return fmt.Errorf("describe topics %v: %w", topics, err)
+	}
+	want := len(details[topics[0]].Partitions)
+	for _, t := range topics[1:] {
+		if got := len(details[t].Partitions); got != want {
+			return fmt.Errorf("topic %s has %d partitions but %s has %d: they must be equal (goka joins them by partition); delete %s and %s, or recreate %s with %d partitions",
+				t, got, topics[0], want, topics[1], topics[2], topics[0], got)
+		}
+	}
+	return nil
 }
 
 func (n Names) all() []string {
