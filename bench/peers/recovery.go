@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+)
+
+// recovery measures, on the state picstats' last drain of b left behind,
+// the time from starting a processor until it has recovered its table
+// ("processor ready" in its log), and from starting an API replica until
+// /readyz answers 200 (and /api/stats/count serves the exact count). Both
+// read the group table's changelog, whose size is printed with it: it grows
+// with the number of batches, not records, and compaction bounds it.
+func (e *env) recovery(ctx context.Context, b *backlog) error {
+	table := b.prefix + "picstats-table"
+	records, bytes, err := topicSize(ctx, e.adm, table)
+	if err != nil {
+		return fmt.Errorf("recovery: size of %s: %w", table, err)
+	}
+	fmt.Printf("== recovery after %d records: table changelog %s holds %d records, %.1f KB ==\n", b.n, table, records, float64(bytes)/1024)
+	var procs, apis []float64
+	for i := range e.o.runs {
+		p, note := e.recoverProcessor(ctx, b)
+		a, anote := e.recoverAPI(ctx, b)
+		fmt.Printf("  run %d: processor start → ready %s s %s; API replica start → ready %s s %s\n", i+1, f(p, 2), note, f(a, 2), anote)
+		procs, apis = append(procs, p), append(apis, a)
+	}
+	fmt.Printf("%d records, medians over %d runs: processor %s s, API replica %s s (changelog %d records)\n\n",
+		b.n, e.o.runs, f(median(procs), 2), f(median(apis), 2), records)
+	return nil
+}
+
+func (e *env) recoverProcessor(ctx context.Context, b *backlog) (float64, string) {
+	mark := newMarker("processor ready")
+	p, err := startChild(ctx, e.log("recovery-processor"), mark, e.picstats, picstatsArgs("processor", e.broker, b.prefix, statsList)...)
+	if err != nil {
+		return math.NaN(), err.Error()
+	}
+	defer p.stop()
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if s := mark.since(p.start); !math.IsNaN(s) {
+			return s, ""
+		}
+		select {
+		case <-p.done:
+			p.printTail("processor", 20)
+			return math.NaN(), p.exitNote("processor")
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	p.printTail("processor", 20)
+	return math.NaN(), "not ready in 2 minutes"
+}
+
+func (e *env) recoverAPI(ctx context.Context, b *backlog) (float64, string) {
+	ports, err := freePorts(1)
+	if err != nil {
+		return math.NaN(), err.Error()
+	}
+	base := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
+	a, err := startChild(ctx, e.log("recovery-api"), nil, e.picstats,
+		picstatsArgs("api", e.broker, b.prefix, statsList, "--addr", strings.TrimPrefix(base, "http://"))...)
+	if err != nil {
+		return math.NaN(), err.Error()
+	}
+	defer a.stop()
+	hc := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if resp, err := hc.Get(base + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				ready := time.Since(a.start).Seconds()
+				return ready, checkCount(hc, base, b.exp.count)
+			}
+		}
+		select {
+		case <-a.done:
+			a.printTail("api", 20)
+			return math.NaN(), a.exitNote("api")
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	a.printTail("api", 20)
+	return math.NaN(), "not ready in 2 minutes"
+}
+
+// checkCount returns "" if the API serves count want, else what is wrong.
+func checkCount(hc *http.Client, base string, want int64) string {
+	resp, err := hc.Get(base + "/api/stats/count")
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var v struct {
+		Registrations int64 `json:"registrations"`
+	}
+	if err := json.Unmarshal(body, &v); err != nil || v.Registrations != want {
+		return fmt.Sprintf("(WRONG: count %q, want %d)", body, want)
+	}
+	return "(count exact)"
+}
+
+// topicSize is the number of records (end minus start offsets) and bytes
+// on disk of a topic.
+func topicSize(ctx context.Context, adm *kadm.Client, topic string) (records, bytes int64, err error) {
+	starts, err := adm.ListStartOffsets(ctx, topic)
+	if err != nil {
+		return 0, 0, err
+	}
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		return 0, 0, err
+	}
+	ends.Each(func(o kadm.ListedOffset) {
+		if s, ok := starts.Lookup(topic, o.Partition); ok {
+			records += o.Offset - s.Offset
+		}
+	})
+	dirs, err := adm.DescribeAllLogDirs(ctx, nil) // all topics; filtered below
+	if err != nil {
+		return records, 0, err
+	}
+	dirs.Each(func(d kadm.DescribedLogDir) {
+		for _, ps := range d.Topics {
+			for _, p := range ps {
+				if p.Topic == topic {
+					bytes += p.Size
+				}
+			}
+		}
+	})
+	return records, bytes, nil
+}
