@@ -233,7 +233,10 @@ const MaxStateBytes = 16 << 20
 // race to do so; creating it here, where "already exists" is success, makes
 // starting any number of processors and datafeeds at once safe.
 func EnsureTopics(ctx context.Context, c Config) error {
-	cl, err := c.Client()
+	// kadm answers ListTopics from the client's metadata cache while it is
+	// younger than MetadataMinAge (5 s by default): waitVisible would not see
+	// the topics just created for that long.
+	cl, err := c.Client(kgo.MetadataMinAge(50 * time.Millisecond))
 	if err != nil {
 		return err
 	}
