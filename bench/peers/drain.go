@@ -95,10 +95,8 @@ func (e *env) drain(ctx context.Context, b *backlog) error {
 				r = e.runPicstats(ctx, b)
 			case "goka-naive":
 				r = e.runNaive(ctx, b)
-			case "kstreams-alos":
-				r = e.runKStreams(ctx, b.topic, b, "at_least_once", i)
-			case "kstreams-eos":
-				r = e.runKStreams(ctx, b.topic, b, "exactly_once_v2", i)
+			default:
+				r = e.runKStreams(ctx, b, c, i)
 			}
 			r.name = c
 			if !r.ok {

@@ -8,25 +8,36 @@ import (
 	"time"
 )
 
-// The Kafka Streams contenders: the bench/kstreams jar (DSL topology, record
-// cache 64 MB, commit interval 100 ms, 2 stream threads) with
-// at_least_once or exactly_once_v2, done when its output topic shows the
-// exact result. Each run has a fresh application id, so it starts from
-// nothing as the other contenders do.
+// The Kafka Streams contenders: the bench/kstreams jar (record cache 64 MB,
+// commit interval 100 ms, 2 stream threads), done when its output topic
+// shows the exact result. Each run has a fresh application id, so it starts
+// from nothing as the other contenders do.
+//
+//   - kstreams-alos, kstreams-eos: the textbook DSL topology (groupBy a
+//     constant key through a repartition topic, aggregate) with
+//     at_least_once or exactly_once_v2;
+//   - kstreams-pre-eos: pre-aggregation per input partition in the
+//     Processor API, then the DSL merges the partitions' running totals;
+//     exactly_once_v2, without which its replays would count twice.
+type kstreamsConfig struct{ guarantee, topology string }
 
-var guaranteeShort = map[string]string{"at_least_once": "alos", "exactly_once_v2": "eos"}
+var kstreamsContenders = map[string]kstreamsConfig{
+	"kstreams-alos":    {"at_least_once", "dsl"},
+	"kstreams-eos":     {"exactly_once_v2", "dsl"},
+	"kstreams-pre-eos": {"exactly_once_v2", "preaggregate"},
+}
 
-// startKStreams starts the jar over input with a fresh application id and
+// startKStreams starts contender name over input with a fresh application id and
 // returns the child, its RUNNING marker, the output topic and a cleanup.
-func (e *env) startKStreams(ctx context.Context, input, guarantee, tag string) (*child, *marker, string, func(), error) {
-	short := guaranteeShort[guarantee]
-	id := fmt.Sprintf("bench-kstreams-%s-%s-%d", short, tag, time.Now().UnixNano())
+func (e *env) startKStreams(ctx context.Context, input, name, tag string) (*child, *marker, string, func(), error) {
+	kc := kstreamsContenders[name]
+	id := fmt.Sprintf("bench-%s-%s-%d", name, tag, time.Now().UnixNano())
 	output := id + "-out"
 	state := filepath.Join(e.tmp, "kstreams-state")
 	mark := newMarker("RUNNING")
-	c, err := startChild(ctx, e.log("kstreams-"+short), mark, "java", "-jar", jarPath,
+	c, err := startChild(ctx, e.log(name), mark, "java", "-jar", jarPath,
 		"--bootstrap", e.broker, "--input", input, "--output", output, "--application-id", id,
-		"--guarantee", guarantee, "--state-dir", state)
+		"--guarantee", kc.guarantee, "--topology", kc.topology, "--state-dir", state)
 	cleanup := func() {
 		// its group, and its topics: the internal ones share the id as prefix
 		_ = deletePrefixed(context.Background(), e.adm, id, id)
@@ -35,8 +46,8 @@ func (e *env) startKStreams(ctx context.Context, input, guarantee, tag string) (
 	return c, mark, output, cleanup, err
 }
 
-func (e *env) runKStreams(ctx context.Context, input string, b *backlog, guarantee string, run int) result {
-	c, mark, output, cleanup, err := e.startKStreams(ctx, input, guarantee, fmt.Sprint(run+1))
+func (e *env) runKStreams(ctx context.Context, b *backlog, name string, run int) result {
+	c, mark, output, cleanup, err := e.startKStreams(ctx, b.topic, name, fmt.Sprint(run+1))
 	defer cleanup()
 	if err != nil {
 		return result{note: err.Error()}

@@ -21,7 +21,7 @@ import (
 // milliseconds early or late.
 func (e *env) latency(ctx context.Context) error {
 	var names []string
-	for _, c := range []string{"picstats", "kstreams-alos", "kstreams-eos"} {
+	for _, c := range []string{"picstats", "kstreams-alos", "kstreams-eos", "kstreams-pre-eos"} {
 		if slices.Contains(e.o.contenders, c) {
 			names = append(names, c)
 		}
@@ -78,10 +78,9 @@ func (e *env) latencyRun(ctx context.Context, name string, run, n int) ([]float6
 		}
 		output = prefix + "stats"
 	default:
-		guarantee := map[string]string{"kstreams-alos": "at_least_once", "kstreams-eos": "exactly_once_v2"}[name]
 		var cleanup func()
 		var err error
-		c, _, output, cleanup, err = e.startKStreams(ctx, input, guarantee, "latency")
+		c, _, output, cleanup, err = e.startKStreams(ctx, input, name, "latency")
 		defer cleanup()
 		if err != nil {
 			return nil, err

@@ -7,7 +7,8 @@
 //     contenders: a bare franz-go consumer that only reads and decodes (the
 //     limit), the picstats processor, goka with one loopback message per
 //     record and statistic (the naive design), and Kafka Streams
-//     (bench/kstreams) at-least-once and exactly_once_v2;
+//     (bench/kstreams) at-least-once and exactly_once_v2, and pre-aggregating
+//     per partition with exactly_once_v2;
 //   - recovery: after picstats drained N records, the time from starting a
 //     processor, and an API replica, until it has recovered the table;
 //   - latency: produce-to-output latency at a steady rate for picstats and
@@ -51,7 +52,7 @@ const (
 	timeout    = 20 * time.Minute // per contender and run
 )
 
-var allContenders = []string{"bare", "picstats", "goka-naive", "kstreams-alos", "kstreams-eos"}
+var allContenders = []string{"bare", "picstats", "goka-naive", "kstreams-alos", "kstreams-eos", "kstreams-pre-eos"}
 var allPhases = []string{"drain", "recovery", "latency", "rest"}
 
 // options are the driver's flags.
