@@ -105,7 +105,7 @@ func (e *env) drain(ctx context.Context, b *backlog) error {
 			if r.seconds > 0 {
 				r.rate = float64(b.n) / r.seconds
 			}
-			fmt.Printf("  run %d %-14s %7.2f s  ok=%v %s\n", i+1, c, r.seconds, r.ok, r.note)
+			fmt.Printf("  run %d %-16s %7.2f s  ok=%v %s\n", i+1, c, r.seconds, r.ok, r.note)
 			rs = append(rs, r)
 		}
 		ratios(rs)
@@ -163,7 +163,7 @@ func ratios(rs []result) {
 }
 
 func drainTable(rs []result) {
-	fmt.Printf("%-14s %12s %9s %8s %8s %8s %8s  %s\n", "contender", "records/s", "seconds", "CPU s", "RSS MB", "vs bare", "ready s", "result")
+	fmt.Printf("%-16s %12s %9s %8s %8s %8s %8s  %s\n", "contender", "records/s", "seconds", "CPU s", "RSS MB", "vs bare", "ready s", "result")
 	for _, r := range rs {
 		res := "exact"
 		if !r.ok {
@@ -172,7 +172,7 @@ func drainTable(rs []result) {
 		if r.note != "" {
 			res += " (" + r.note + ")"
 		}
-		fmt.Printf("%-14s %12s %9s %8s %8s %8s %8s  %s\n", r.name, f(r.rate, 0), f(r.seconds, 2), f(r.cpu, 2), f(r.rssMB, 0), f(r.ratio, 2), f(r.ready, 2), res)
+		fmt.Printf("%-16s %12s %9s %8s %8s %8s %8s  %s\n", r.name, f(r.rate, 0), f(r.seconds, 2), f(r.cpu, 2), f(r.rssMB, 0), f(r.ratio, 2), f(r.ready, 2), res)
 	}
 }
 

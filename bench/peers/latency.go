@@ -38,18 +38,18 @@ func (e *env) latency(ctx context.Context) error {
 		for i := range e.o.runs {
 			lat, err := e.latencyRun(ctx, name, i, n)
 			if err != nil {
-				fmt.Printf("  run %d %-14s FAILED: %v\n", i+1, name, err)
+				fmt.Printf("  run %d %-16s FAILED: %v\n", i+1, name, err)
 				continue
 			}
 			p := func(q float64) float64 { return lat[min(len(lat)-1, int(q*float64(len(lat))))] }
-			fmt.Printf("  run %d %-14s p50 %6.1f  p90 %6.1f  p99 %6.1f  max %6.1f ms\n", i+1, name, p(0.5), p(0.9), p(0.99), lat[len(lat)-1])
+			fmt.Printf("  run %d %-16s p50 %6.1f  p90 %6.1f  p99 %6.1f  max %6.1f ms\n", i+1, name, p(0.5), p(0.9), p(0.99), lat[len(lat)-1])
 			r.p50, r.p90, r.p99, r.maxv = append(r.p50, p(0.5)), append(r.p90, p(0.9)), append(r.p99, p(0.99)), append(r.maxv, lat[len(lat)-1])
 		}
 		rows = append(rows, r)
 	}
-	fmt.Printf("\nlatency, medians over %d runs (ms):\n%-14s %8s %8s %8s %8s\n", e.o.runs, "contender", "p50", "p90", "p99", "max")
+	fmt.Printf("\nlatency, medians over %d runs (ms):\n%-16s %8s %8s %8s %8s\n", e.o.runs, "contender", "p50", "p90", "p99", "max")
 	for _, r := range rows {
-		fmt.Printf("%-14s %8s %8s %8s %8s\n", r.name, f(median(r.p50), 1), f(median(r.p90), 1), f(median(r.p99), 1), f(median(r.maxv), 1))
+		fmt.Printf("%-16s %8s %8s %8s %8s\n", r.name, f(median(r.p50), 1), f(median(r.p90), 1), f(median(r.p99), 1), f(median(r.maxv), 1))
 	}
 	fmt.Println()
 	return nil

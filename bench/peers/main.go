@@ -11,6 +11,7 @@
 //     per partition with exactly_once_v2;
 //   - recovery: after picstats drained N records, the time from starting a
 //     processor, and an API replica, until it has recovered the table;
+//   - live: the same after picstats ran with a datafeed at a steady rate;
 //   - latency: produce-to-output latency at a steady rate for picstats and
 //     Kafka Streams;
 //   - rest: GET /api/stats requests per second from `picstats api` against
@@ -18,7 +19,7 @@
 //
 // Usage (from the module root):
 //
-//	go run ./bench/peers [--records 1000000,10000000] [--runs 3] [--phases drain,recovery,latency,rest]
+//	go run ./bench/peers [--records 1000000,10000000] [--runs 3] [--phases drain,recovery,live,latency,rest]
 //
 // See BENCHMARKS.md for what each figure means and the results.
 package main
@@ -53,7 +54,7 @@ const (
 )
 
 var allContenders = []string{"bare", "picstats", "goka-naive", "kstreams-alos", "kstreams-eos", "kstreams-pre-eos"}
-var allPhases = []string{"drain", "recovery", "latency", "rest"}
+var allPhases = []string{"drain", "recovery", "live", "latency", "rest"}
 
 // options are the driver's flags.
 type options struct {
@@ -64,6 +65,8 @@ type options struct {
 	latencyDuration    time.Duration
 	restDuration       time.Duration
 	restConns          int
+	liveRate           int
+	liveDuration       time.Duration
 	logs               string // the children's logs go here; "" = the scratch folder, removed at the end
 }
 
@@ -73,11 +76,13 @@ func main() {
 	records := fs.String("records", "1000000,10000000", "backlog sizes, comma-separated; each gets its own input topic")
 	runs := fs.Int("runs", 3, "runs of every contender and measurement; medians are reported")
 	contenders := fs.String("contenders", strings.Join(allContenders, ","), "drain contenders, in order")
-	phases := fs.String("phases", strings.Join(allPhases, ","), "what to measure: drain, recovery (needs picstats in drain), latency, rest")
+	phases := fs.String("phases", strings.Join(allPhases, ","), "what to measure: drain, recovery (needs picstats in drain), live, latency, rest")
 	latRate := fs.Int("latency-rate", 1000, "records per second in the latency phase")
 	latDur := fs.Duration("latency-duration", 20*time.Second, "how long each latency run produces")
 	restDur := fs.Duration("rest-duration", 10*time.Second, "how long each REST load run lasts")
 	restConns := fs.Int("rest-conns", 32, "concurrent keep-alive connections of the REST load generator")
+	liveRate := fs.Int("live-rate", 200, "records per second of the datafeed in the live phase")
+	liveDur := fs.Duration("live-duration", time.Minute, "how long the live phase feeds picstats before measuring recovery")
 	logs := fs.String("logs", "", "keep every child's output (and the broker's log) in this folder; by default they are removed with the scratch folder")
 	childArgs := childFlags(fs)
 	_ = fs.Parse(os.Args[1:])
@@ -89,7 +94,7 @@ func main() {
 		return
 	}
 	o := options{runs: *runs, contenders: split(*contenders), phases: split(*phases),
-		latencyRate: *latRate, latencyDuration: *latDur, restDuration: *restDur, restConns: *restConns, logs: *logs}
+		latencyRate: *latRate, latencyDuration: *latDur, restDuration: *restDur, restConns: *restConns, logs: *logs, liveRate: *liveRate, liveDuration: *liveDur}
 	var errs []error
 	for _, s := range split(*records) {
 		n, err := strconv.Atoi(s)
@@ -111,8 +116,8 @@ func main() {
 	if o.has("recovery") && !(o.has("drain") && slices.Contains(o.contenders, "picstats")) {
 		errs = append(errs, errors.New("--phases recovery measures the state picstats' drain leaves: add drain and the picstats contender"))
 	}
-	if o.runs < 1 || o.latencyRate < 1 || o.restConns < 1 {
-		errs = append(errs, errors.New("--runs, --latency-rate and --rest-conns: want at least 1"))
+	if o.runs < 1 || o.latencyRate < 1 || o.restConns < 1 || o.liveRate < 1 {
+		errs = append(errs, errors.New("--runs, --latency-rate, --rest-conns and --live-rate: want at least 1"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		fmt.Fprintf(os.Stderr, "peers: %v\n", err)
@@ -229,6 +234,11 @@ func run(ctx context.Context, o options) error {
 			if err := e.drain(ctx, b); err != nil {
 				return err
 			}
+		}
+	}
+	if o.has("live") {
+		if err := e.live(ctx); err != nil {
+			return fmt.Errorf("live: %w", err)
 		}
 	}
 	if o.has("latency") {

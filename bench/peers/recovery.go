@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // recovery measures, on the state picstats' last drain of b left behind,
@@ -20,27 +21,33 @@ import (
 // read the group table's changelog, whose size is printed with it: it grows
 // with the number of batches, not records, and compaction bounds it.
 func (e *env) recovery(ctx context.Context, b *backlog) error {
-	table := b.prefix + "picstats-table"
+	return e.recover(ctx, fmt.Sprintf("after draining %d records", b.n), b.prefix, statsList, b.exp.count)
+}
+
+// recover measures the recovery of a processor and an API replica with
+// statistics stats on the state under prefix, whose count must be want.
+func (e *env) recover(ctx context.Context, label, prefix, stats string, want int64) error {
+	table := prefix + "picstats-table"
 	records, bytes, err := topicSize(ctx, e.adm, table)
 	if err != nil {
 		return fmt.Errorf("recovery: size of %s: %w", table, err)
 	}
-	fmt.Printf("== recovery after %d records: table changelog %s holds %d records, %.1f KB ==\n", b.n, table, records, float64(bytes)/1024)
+	fmt.Printf("== recovery %s: table changelog %s holds %d records, %.1f KB ==\n", label, table, records, float64(bytes)/1024)
 	var procs, apis []float64
 	for i := range e.o.runs {
-		p, note := e.recoverProcessor(ctx, b)
-		a, anote := e.recoverAPI(ctx, b)
+		p, note := e.recoverProcessor(ctx, prefix, stats)
+		a, anote := e.recoverAPI(ctx, prefix, stats, want)
 		fmt.Printf("  run %d: processor start → ready %s s %s; API replica start → ready %s s %s\n", i+1, f(p, 2), note, f(a, 2), anote)
 		procs, apis = append(procs, p), append(apis, a)
 	}
-	fmt.Printf("%d records, medians over %d runs: processor %s s, API replica %s s (changelog %d records)\n\n",
-		b.n, e.o.runs, f(median(procs), 2), f(median(apis), 2), records)
+	fmt.Printf("recovery %s, medians over %d runs: processor %s s, API replica %s s (changelog %d records, %.1f KB)\n\n",
+		label, e.o.runs, f(median(procs), 2), f(median(apis), 2), records, float64(bytes)/1024)
 	return nil
 }
 
-func (e *env) recoverProcessor(ctx context.Context, b *backlog) (float64, string) {
+func (e *env) recoverProcessor(ctx context.Context, prefix, stats string) (float64, string) {
 	mark := newMarker("processor ready")
-	p, err := startChild(ctx, e.log("recovery-processor"), mark, e.picstats, picstatsArgs("processor", e.broker, b.prefix, statsList)...)
+	p, err := startChild(ctx, e.log("recovery-processor"), mark, e.picstats, picstatsArgs("processor", e.broker, prefix, stats)...)
 	if err != nil {
 		return math.NaN(), err.Error()
 	}
@@ -61,14 +68,14 @@ func (e *env) recoverProcessor(ctx context.Context, b *backlog) (float64, string
 	return math.NaN(), "not ready in 2 minutes"
 }
 
-func (e *env) recoverAPI(ctx context.Context, b *backlog) (float64, string) {
+func (e *env) recoverAPI(ctx context.Context, prefix, stats string, want int64) (float64, string) {
 	ports, err := freePorts(1)
 	if err != nil {
 		return math.NaN(), err.Error()
 	}
 	base := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
 	a, err := startChild(ctx, e.log("recovery-api"), nil, e.picstats,
-		picstatsArgs("api", e.broker, b.prefix, statsList, "--addr", strings.TrimPrefix(base, "http://"))...)
+		picstatsArgs("api", e.broker, prefix, stats, "--addr", strings.TrimPrefix(base, "http://"))...)
 	if err != nil {
 		return math.NaN(), err.Error()
 	}
@@ -80,7 +87,7 @@ func (e *env) recoverAPI(ctx context.Context, b *backlog) (float64, string) {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				ready := time.Since(a.start).Seconds()
-				return ready, checkCount(hc, base, b.exp.count)
+				return ready, checkCount(hc, base, want)
 			}
 		}
 		select {
@@ -141,4 +148,43 @@ func topicSize(ctx context.Context, adm *kadm.Client, topic string) (records, by
 		}
 	})
 	return records, bytes, nil
+}
+
+// live runs picstats (every statistic) with a datafeed at --live-rate for
+// --live-duration, as in production, then measures recovery on the state
+// that left: the table changelog then holds the open-batch updates of every
+// snapshot interval, not only one update per closed batch as after a drain.
+func (e *env) live(ctx context.Context) error {
+	const prefix = "bench.live."
+	n := int(float64(e.o.liveRate) * e.o.liveDuration.Seconds())
+	if err := deletePrefixed(ctx, e.adm, prefix, prefix+"picstats", prefix+"picstats-input"); err != nil {
+		return err
+	}
+	if _, err := e.adm.CreateTopic(ctx, partitions, 1, nil, prefix+"picture"); err != nil {
+		return fmt.Errorf("create %spicture: %w", prefix, err)
+	}
+	fmt.Printf("== live: picstats with every statistic, a datafeed at %d records/s for %v (%d records) ==\n", e.o.liveRate, e.o.liveDuration, n)
+	proc, err := startChild(ctx, e.log("live-processor"), nil, e.picstats, picstatsArgs("processor", e.broker, prefix, "all")...)
+	if err != nil {
+		return err
+	}
+	defer proc.stop()
+	feed, err := startChild(ctx, e.log("live-datafeed"), nil, e.picstats, "datafeed", "--brokers", e.broker, "--topic-prefix", prefix,
+		"--partitions", fmt.Sprint(partitions), "--rate", fmt.Sprint(e.o.liveRate), "--count", fmt.Sprint(n), "--images", "images")
+	if err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, e.o.liveDuration+2*time.Minute)
+	defer cancel()
+	err = watch(wctx, e.broker, prefix+"stats", func(r *kgo.Record, _ time.Time) bool {
+		var t totals
+		return string(r.Key) == "count" && t.apply("count", r.Value) == nil && t.count == int64(n)
+	})
+	feed.stop()
+	if err != nil {
+		proc.printTail("processor", 20)
+		return fmt.Errorf("live: the stats topic did not count %d records: %w", n, err)
+	}
+	proc.stop()
+	return e.recover(ctx, fmt.Sprintf("after %v of live operation at %d records/s", e.o.liveDuration, e.o.liveRate), prefix, "all", int64(n))
 }
