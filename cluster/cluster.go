@@ -225,6 +225,17 @@ func WaitAndEnsureTopics(ctx context.Context, c Config, wait time.Duration) erro
 // 140 kB each with 1000 ids of 128 bytes.
 const MaxStateBytes = 16 << 20
 
+// TableSegmentBytes is the segment size, per partition, of the group
+// table's changelog. Kafka compacts only closed segments, and a processor
+// or API replica replays the whole changelog when it starts. Live, the
+// table takes every open snapshot: about 240 KB/s with a 200 records/s
+// feed and every statistic (bench/peers --phases live), so Kafka's 1 GiB
+// default segment took over an hour to close and as long to replay. At
+// MaxStateBytes (every value still fits a segment) a partition replays at
+// most its open segment, one closed segment the cleaner has not reached
+// yet, and one value per statistic, however long picstats has run.
+const TableSegmentBytes = MaxStateBytes
+
 // EnsureTopics creates every topic of the pipeline that does not exist yet:
 // picture, stats (compacted: the latest value per statistic), and
 // picture.rejected, then the snapshots topic and goka's table topic with as
@@ -266,6 +277,7 @@ func EnsureTopics(ctx context.Context, c Config) error {
 	// after another they took seconds on a busy Kafka.
 	compact, maxBytes := "compact", fmt.Sprint(MaxStateBytes)
 	snapshotRetention := "86400000" // snapshots matter only until the table has them; a day is ample
+	tableSegment := fmt.Sprint(TableSegmentBytes)
 	specs := []struct {
 		name    string
 		configs map[string]*string
@@ -274,7 +286,7 @@ func EnsureTopics(ctx context.Context, c Config) error {
 		{string(c.Names.Stats), map[string]*string{"cleanup.policy": &compact, "max.message.bytes": &maxBytes}},
 		{string(c.Names.Rejected), nil},
 		{string(c.Names.Snapshots()), map[string]*string{"retention.ms": &snapshotRetention, "max.message.bytes": &maxBytes}},
-		{string(c.Names.Table()), map[string]*string{"cleanup.policy": &compact, "max.message.bytes": &maxBytes}},
+		{string(c.Names.Table()), map[string]*string{"cleanup.policy": &compact, "max.message.bytes": &maxBytes, "segment.bytes": &tableSegment}},
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	for _, t := range specs {

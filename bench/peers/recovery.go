@@ -32,7 +32,7 @@ func (e *env) recover(ctx context.Context, label, prefix, stats string, want int
 	if err != nil {
 		return fmt.Errorf("recovery: size of %s: %w", table, err)
 	}
-	fmt.Printf("== recovery %s: table changelog %s holds %d records, %.1f KB ==\n", label, table, records, float64(bytes)/1024)
+	fmt.Printf("== recovery %s: %d updates written to the table changelog %s, %.1f KB on disk now ==\n", label, records, table, float64(bytes)/1024)
 	var procs, apis []float64
 	for i := range e.o.runs {
 		p, note := e.recoverProcessor(ctx, prefix, stats)
@@ -40,7 +40,7 @@ func (e *env) recover(ctx context.Context, label, prefix, stats string, want int
 		fmt.Printf("  run %d: processor start → ready %s s %s; API replica start → ready %s s %s\n", i+1, f(p, 2), note, f(a, 2), anote)
 		procs, apis = append(procs, p), append(apis, a)
 	}
-	fmt.Printf("recovery %s, medians over %d runs: processor %s s, API replica %s s (changelog %d records, %.1f KB)\n\n",
+	fmt.Printf("recovery %s, medians over %d runs: processor %s s, API replica %s s (changelog: %d updates written, %.1f KB on disk)\n\n",
 		label, e.o.runs, f(median(procs), 2), f(median(apis), 2), records, float64(bytes)/1024)
 	return nil
 }
@@ -118,8 +118,9 @@ func checkCount(hc *http.Client, base string, want int64) string {
 	return "(count exact)"
 }
 
-// topicSize is the number of records (end minus start offsets) and bytes
-// on disk of a topic.
+// topicSize is the number of records written to a topic (end minus start
+// offsets: compaction leaves offsets as they are) and its bytes on disk
+// (which compaction reduces).
 func topicSize(ctx context.Context, adm *kadm.Client, topic string) (records, bytes int64, err error) {
 	starts, err := adm.ListStartOffsets(ctx, topic)
 	if err != nil {
