@@ -85,6 +85,19 @@ func main() {
 	liveDur := fs.Duration("live-duration", time.Minute, "how long the live phase feeds picstats before measuring recovery")
 	logs := fs.String("logs", "", "keep every child's output (and the broker's log) in this folder; by default they are removed with the scratch folder")
 	childArgs := childFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: go run ./bench/peers [flags]   (from the module root)
+
+Starts its own Apache Kafka 4.1.1 (scripts/kafka) and compares picstats with
+a bare consumer, goka with per-record loopback and Kafka Streams (bench/kstreams,
+built with Maven on first use): drain time to an exact result, recovery, live
+recovery, latency and REST throughput. The defaults take about 75 minutes on
+2 cores. BENCHMARKS.md explains every figure. Flags marked internal are for
+the children this program runs.
+
+`)
+		fs.PrintDefaults()
+	}
 	_ = fs.Parse(os.Args[1:])
 	if *mode != "" {
 		if err := runChild(*mode, childArgs); err != nil {
