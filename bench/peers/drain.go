@@ -181,15 +181,8 @@ func drainTable(rs []result) {
 // then and (after stopping it) its peak RSS.
 func (e *env) awaitContender(ctx context.Context, c *child, mark *marker, what, output string, b *backlog) result {
 	r := result{}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := c.bound(ctx, timeout)
 	defer cancel()
-	go func() {
-		select {
-		case <-c.done:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	at, t, err := awaitExact(ctx, e.broker, output, b.exp)
 	switch {
 	case err == nil:

@@ -106,15 +106,8 @@ func (e *env) latencyRun(ctx context.Context, name string, run, n int) ([]float6
 	lat := make([]float64, 0, n)
 	warm := make(chan struct{})
 	done := make(chan struct{})
-	wctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	wctx, cancel := c.bound(ctx, 3*time.Minute)
 	defer cancel()
-	go func() {
-		select {
-		case <-c.done:
-			cancel()
-		case <-wctx.Done():
-		}
-	}()
 	werr := make(chan error, 1)
 	go func() {
 		next := 1 // the first measured record not yet seen

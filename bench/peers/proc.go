@@ -67,6 +67,40 @@ func (c *child) cpuNow() float64 {
 	return (u + st) / 100 // USER_HZ is 100 on Linux
 }
 
+// bound returns a context that ends after d or when the child exits,
+// whichever comes first.
+func (c *child) bound(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	go func() {
+		select {
+		case <-c.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
+// waitReady polls ready every 5 ms until it says the child is ready, and
+// returns "" then; or what went wrong if the child exits first or 2
+// minutes pass.
+func (c *child) waitReady(ctx context.Context, what string, ready func() bool) string {
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if ready() {
+			return ""
+		}
+		select {
+		case <-c.done:
+			c.printTail(what, 20)
+			return c.exitNote(what)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	c.printTail(what, 20)
+	return "not ready in 2 minutes"
+}
+
 // stop sends SIGTERM, waits for the exit (SIGKILL after 30 s) and returns
 // the CPU seconds and peak RSS in MB over the whole life of the process.
 func (c *child) stop() (cpu, rssMB float64) {

@@ -52,20 +52,10 @@ func (e *env) recoverProcessor(ctx context.Context, prefix, stats string) (float
 		return math.NaN(), err.Error()
 	}
 	defer p.stop()
-	deadline := time.Now().Add(2 * time.Minute)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		if s := mark.since(p.start); !math.IsNaN(s) {
-			return s, ""
-		}
-		select {
-		case <-p.done:
-			p.printTail("processor", 20)
-			return math.NaN(), p.exitNote("processor")
-		case <-time.After(5 * time.Millisecond):
-		}
+	if note := p.waitReady(ctx, "processor", func() bool { return !math.IsNaN(mark.since(p.start)) }); note != "" {
+		return math.NaN(), note
 	}
-	p.printTail("processor", 20)
-	return math.NaN(), "not ready in 2 minutes"
+	return mark.since(p.start), ""
 }
 
 func (e *env) recoverAPI(ctx context.Context, prefix, stats string, want int64) (float64, string) {
@@ -81,24 +71,20 @@ func (e *env) recoverAPI(ctx context.Context, prefix, stats string, want int64) 
 	}
 	defer a.stop()
 	hc := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(2 * time.Minute)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		if resp, err := hc.Get(base + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				ready := time.Since(a.start).Seconds()
-				return ready, checkCount(hc, base, want)
-			}
+	var at time.Time
+	note := a.waitReady(ctx, "api", func() bool {
+		resp, err := hc.Get(base + "/readyz")
+		if err != nil {
+			return false
 		}
-		select {
-		case <-a.done:
-			a.printTail("api", 20)
-			return math.NaN(), a.exitNote("api")
-		case <-time.After(5 * time.Millisecond):
-		}
+		resp.Body.Close()
+		at = time.Now()
+		return resp.StatusCode == http.StatusOK
+	})
+	if note != "" {
+		return math.NaN(), note
 	}
-	a.printTail("api", 20)
-	return math.NaN(), "not ready in 2 minutes"
+	return at.Sub(a.start).Seconds(), checkCount(hc, base, want)
 }
 
 // checkCount returns "" if the API serves count want, else what is wrong.
