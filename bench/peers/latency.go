@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/picstats/picstats/cluster"
 )
 
 // latency measures produce-to-output latency at a steady rate for picstats
@@ -59,13 +61,13 @@ func (e *env) latency(ctx context.Context) error {
 func (e *env) latencyRun(ctx context.Context, name string, run, n int) ([]float64, error) {
 	prefix := fmt.Sprintf("bench.latency-%s-%d.", name, run+1)
 	input := prefix + "picture"
-	if err := deletePrefixed(ctx, e.adm, prefix, prefix+"picstats", prefix+"picstats-input"); err != nil {
+	if err := deletePrefixed(ctx, e.adm, prefix, picstatsGroups(prefix)...); err != nil {
 		return nil, err
 	}
 	if _, err := e.adm.CreateTopic(ctx, partitions, 1, nil, input); err != nil {
 		return nil, fmt.Errorf("create %s: %w", input, err)
 	}
-	defer deletePrefixed(context.Background(), e.adm, prefix, prefix+"picstats", prefix+"picstats-input")
+	defer deletePrefixed(context.Background(), e.adm, prefix, picstatsGroups(prefix)...)
 
 	var c *child
 	var output string
@@ -76,7 +78,7 @@ func (e *env) latencyRun(ctx context.Context, name string, run, n int) ([]float6
 		if err != nil {
 			return nil, err
 		}
-		output = prefix + "stats"
+		output = string(cluster.DefaultNames(prefix).Stats)
 	default:
 		var cleanup func()
 		var err error

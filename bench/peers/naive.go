@@ -20,8 +20,8 @@ import (
 // processor reads the input and, for every valid record, sends one
 // loopback message per statistic, keyed by the statistic's name; the
 // loopback handler folds the weight into the statistic's value in the group
-// table. That is three Kafka writes and two reads per record and statistic
-// (loopback, changelog) and, being at-least-once, it counts records again
+// table. That is two Kafka writes (loopback, changelog) and a read per
+// record and statistic and, being at-least-once, it counts records again
 // after a crash. Its output is the group table's changelog itself; its
 // values carry the fields of picstats' results.
 

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"strconv"
+
+	"github.com/picstats/picstats/cluster"
 )
 
 // The picstats contender: `picstats processor` with the four statistics
@@ -25,13 +27,19 @@ func (e *env) runPicstats(ctx context.Context, b *backlog) result {
 	if err != nil {
 		return result{note: err.Error()}
 	}
-	return e.awaitContender(ctx, p, mark, "picstats processor", b.prefix+"stats", b)
+	return e.awaitContender(ctx, p, mark, "picstats processor", string(cluster.DefaultNames(b.prefix).Stats), b)
 }
 
 // resetPicstats deletes picstats' groups and every topic under prefix but
 // the input, so that a run starts from nothing.
 func resetPicstats(ctx context.Context, e *env, prefix string) error {
-	groups := []string{prefix + "picstats", prefix + "picstats-input"}
-	topics := []string{prefix + "picstats-table", prefix + "picstats-snapshots", prefix + "stats", prefix + "picture.rejected"}
-	return deleteAll(ctx, e.adm, groups, topics)
+	n := cluster.DefaultNames(prefix)
+	topics := []string{string(n.Table()), string(n.Snapshots()), string(n.Stats), string(n.Rejected)}
+	return deleteAll(ctx, e.adm, picstatsGroups(prefix), topics)
+}
+
+// picstatsGroups are the consumer groups of picstats' processor under prefix.
+func picstatsGroups(prefix string) []string {
+	n := cluster.DefaultNames(prefix)
+	return []string{string(n.Group), n.InputGroup()}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"strings"
@@ -12,6 +11,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/picstats/picstats/cluster"
 )
 
 // recovery measures, on the state picstats' last drain of b left behind,
@@ -27,7 +28,7 @@ func (e *env) recovery(ctx context.Context, b *backlog) error {
 // recover measures the recovery of a processor and an API replica with
 // statistics stats on the state under prefix, whose count must be want.
 func (e *env) recover(ctx context.Context, label, prefix, stats string, want int64) error {
-	table := prefix + "picstats-table"
+	table := string(cluster.DefaultNames(prefix).Table())
 	records, bytes, err := topicSize(ctx, e.adm, table)
 	if err != nil {
 		return fmt.Errorf("recovery: size of %s: %w", table, err)
@@ -84,24 +85,25 @@ func (e *env) recoverAPI(ctx context.Context, prefix, stats string, want int64) 
 	if note != "" {
 		return math.NaN(), note
 	}
-	return at.Sub(a.start).Seconds(), checkCount(hc, base, want)
+	if err := checkCount(hc, base, want); err != nil {
+		return at.Sub(a.start).Seconds(), fmt.Sprintf("(WRONG: %v)", err)
+	}
+	return at.Sub(a.start).Seconds(), "(count exact)"
 }
 
-// checkCount returns "" if the API serves count want, else what is wrong.
-func checkCount(hc *http.Client, base string, want int64) string {
-	resp, err := hc.Get(base + "/api/stats/count")
+// checkCount returns nil if the API at base serves count want.
+func checkCount(hc *http.Client, base string, want int64) error {
+	body, err := get(hc, base+"/api/stats/count")
 	if err != nil {
-		return err.Error()
+		return err
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
 	var v struct {
 		Registrations int64 `json:"registrations"`
 	}
 	if err := json.Unmarshal(body, &v); err != nil || v.Registrations != want {
-		return fmt.Sprintf("(WRONG: count %q, want %d)", body, want)
+		return fmt.Errorf("count %q, want %d", body, want)
 	}
-	return "(count exact)"
+	return nil
 }
 
 // topicSize is the number of records written to a topic (end minus start
@@ -144,7 +146,7 @@ func topicSize(ctx context.Context, adm *kadm.Client, topic string) (records, by
 func (e *env) live(ctx context.Context) error {
 	const prefix = "bench.live."
 	n := int(float64(e.o.liveRate) * e.o.liveDuration.Seconds())
-	if err := deletePrefixed(ctx, e.adm, prefix, prefix+"picstats", prefix+"picstats-input"); err != nil {
+	if err := deletePrefixed(ctx, e.adm, prefix, picstatsGroups(prefix)...); err != nil {
 		return err
 	}
 	if _, err := e.adm.CreateTopic(ctx, partitions, 1, nil, prefix+"picture"); err != nil {
@@ -163,7 +165,7 @@ func (e *env) live(ctx context.Context) error {
 	}
 	wctx, cancel := context.WithTimeout(ctx, e.o.liveDuration+2*time.Minute)
 	defer cancel()
-	err = watch(wctx, e.broker, prefix+"stats", func(r *kgo.Record, _ time.Time) bool {
+	err = watch(wctx, e.broker, string(cluster.DefaultNames(prefix).Stats), func(r *kgo.Record, _ time.Time) bool {
 		var t totals
 		return string(r.Key) == "count" && t.apply("count", r.Value) == nil && t.count == int64(n)
 	})

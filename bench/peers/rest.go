@@ -26,7 +26,7 @@ import (
 // pictures), as a user's dashboard would ask for it.
 func (e *env) rest(ctx context.Context) error {
 	const prefix, records = "bench.rest.", 100_000
-	if err := deletePrefixed(ctx, e.adm, prefix, prefix+"picstats", prefix+"picstats-input"); err != nil {
+	if err := deletePrefixed(ctx, e.adm, prefix, picstatsGroups(prefix)...); err != nil {
 		return err
 	}
 	if err := e.feed(ctx, prefix+"picture", records); err != nil {
@@ -36,6 +36,7 @@ func (e *env) rest(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	defer proc.stop()
 	ports, err := freePorts(2)
 	if err != nil {
 		return err
@@ -43,17 +44,15 @@ func (e *env) rest(ctx context.Context) error {
 	apiAddr, bareAddr := fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1])
 	api, err := startChild(ctx, e.log("rest-api"), nil, e.picstats, picstatsArgs("api", e.broker, prefix, "all", "--addr", apiAddr)...)
 	if err != nil {
-		proc.stop()
 		return err
 	}
 	defer api.stop()
 	hc := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(2 * time.Minute)
-	for checkCount(hc, "http://"+apiAddr, records) != "(count exact)" {
+	for err := checkCount(hc, "http://"+apiAddr, records); err != nil; err = checkCount(hc, "http://"+apiAddr, records) {
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			proc.stop()
 			api.printTail("api", 20)
-			return fmt.Errorf("the API did not serve count %d in 2 minutes", records)
+			return fmt.Errorf("the API did not serve count %d in 2 minutes: %w", records, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
