@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/lovoo/goka"
@@ -32,7 +33,8 @@ func RunView(ctx context.Context, c cluster.Config, s *Server, opts ...goka.View
 		case <-time.After(backoff):
 		}
 	}
-	s.SetTable(view)
+	table := &guarded{table: view}
+	s.SetTable(table)
 	// Each time the View has caught up (at start, after a reconnect), the
 	// hub gets every value: Update does not publish while it recovers.
 	states := view.ObserveStateChanges()
@@ -40,12 +42,61 @@ func RunView(ctx context.Context, c cluster.Config, s *Server, opts ...goka.View
 	go func() {
 		for state := range states.C() {
 			if goka.ViewState(state) == goka.ViewStateRunning {
-				s.publishAll(view)
+				s.publishAll(table)
 			}
 		}
 	}()
-	if err := view.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+	// The View closes itself when its context ends; close the guard first,
+	// so that no Get is running or starts then.
+	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	defer stop()
+	go func() {
+		select {
+		case <-ctx.Done():
+			table.close()
+			stop()
+		case <-runCtx.Done():
+		}
+	}()
+	err := view.Run(runCtx)
+	table.close()
+	if err != nil && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("view of %s: %w", c.Names.Table(), err)
 	}
 	return nil
+}
+
+// guarded keeps Gets away from a View that closes: goka's View.close sets
+// the View's partitions to nil without a lock, so a Get during shutdown (a
+// REST request, publishAll) raced with it (the race detector caught one in
+// an end-to-end test). Closing the guard waits for the Gets in flight; from
+// then on the table is not ready. (A View that stops on an error closes
+// before its Run returns, which the guard cannot precede.)
+type guarded struct {
+	mu     sync.RWMutex
+	closed bool
+	table  Table
+}
+
+var errViewStopped = errors.New("the view of the table has stopped")
+
+func (g *guarded) Get(key string) (any, error) {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	if g.closed {
+		return nil, errViewStopped
+	}
+	return g.table.Get(key)
+}
+
+func (g *guarded) Recovered() bool {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return !g.closed && g.table.Recovered()
+}
+
+func (g *guarded) close() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
 }
