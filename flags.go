@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/picstats/picstats/api"
 	"github.com/picstats/picstats/cluster"
 	"github.com/picstats/picstats/datafeed"
 	"github.com/picstats/picstats/processor"
@@ -29,6 +30,8 @@ type options struct {
 	allowedOrigins   []string
 	batchSize        int64
 	snapshotInterval time.Duration
+	staleAfter       time.Duration
+	wedgedAfter      time.Duration
 	probeURL         string
 	probeTimeout     time.Duration
 	logger           *slog.Logger
@@ -83,6 +86,8 @@ func parseFlags(name, summary string, args []string, stdout, stderr io.Writer) (
 	var origins string
 	if uses("all", "api") {
 		fs.StringVar(&o.addr, "addr", ":8080", "HTTP listen `address` of the API")
+		fs.DurationVar(&o.staleAfter, "stale-after", api.DefaultStaleAfter, "/readyz answers 503 once the values were last seen current longer ago than this\n(the view is behind the table or cannot reach the broker); REST goes on serving them")
+		fs.DurationVar(&o.wedgedAfter, "wedged-after", api.DefaultWedgedAfter, "/healthz answers 503 once an update of the view or the websocket hub has been stuck this long")
 		fs.StringVar(&origins, "allowed-origins", "", "comma-separated `origins` (scheme://host[:port]) whose pages may open the websocket /api/ws, or * for any;\nthe API's own origin and clients that send no Origin are always allowed")
 	}
 	statSpec := "all"
@@ -149,6 +154,12 @@ func parseFlags(name, summary string, args []string, stdout, stderr io.Writer) (
 	}
 	o.stats, err = stats.Select(statSpec)
 	errs = append(errs, flagErr("--stats", err))
+	if uses("all", "api") && o.staleAfter <= 0 {
+		errs = append(errs, fmt.Errorf("--stale-after %v: want more than 0 (e.g. 3s)", o.staleAfter))
+	}
+	if uses("all", "api") && o.wedgedAfter <= 0 {
+		errs = append(errs, fmt.Errorf("--wedged-after %v: want more than 0 (e.g. 30s)", o.wedgedAfter))
+	}
 	if uses("all", "processor") && o.batchSize < 1 {
 		errs = append(errs, fmt.Errorf("--batch-size %d: want at least 1", o.batchSize))
 	}

@@ -138,7 +138,8 @@ func runProcessor(ctx context.Context, o *options) error {
 }
 
 func runAPI(ctx context.Context, o *options) error {
-	srv := api.New(o.stats, o.logger, api.WithAllowedOrigins(o.allowedOrigins...))
+	srv := api.New(o.stats, o.logger, api.WithHubOptions(api.WithAllowedOrigins(o.allowedOrigins...)),
+		api.WithStaleAfter(o.staleAfter), api.WithWedgedAfter(o.wedgedAfter))
 	srv.ServeImages(o.feed.Images) // the dashboard's thumbnails
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {

@@ -5,13 +5,16 @@
 //	GET /api/stats/{name}   one statistic's result
 //	GET /api/statistics     the enabled statistics with their descriptions
 //	GET /api/ws             websocket: a snapshot of every statistic, then every change (see Hub)
-//	GET /healthz            the process is up
-//	GET /readyz             the view has recovered the table (503 until then)
+//	GET /healthz            the serving loop makes progress (503 when it is wedged)
+//	GET /readyz             the view is current: recovered, and caught up with the table within --stale-after (503 otherwise)
 //	GET /                   the live dashboard page (see dashboard.go)
 //	GET /static/{file}      the dashboard's CSS and JavaScript, embedded in the binary
 //	GET /images/{file}.jpg  the pictures, as the dashboard's thumbnails (ServeImages)
 //
-// Errors are JSON too: {"error": "..."} with the right status.
+// Errors are JSON too: {"error": "..."} with the right status. Every
+// statistics answer and /readyz say how fresh the values are, in the headers
+// Picstats-View-Position, Picstats-View-Lag and Picstats-Data-Age (see
+// setFreshness).
 package api
 
 import (
@@ -21,9 +24,11 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/gorilla/mux"
 	"github.com/lovoo/goka"
@@ -42,24 +47,67 @@ type Table interface {
 
 // Server answers HTTP requests for the enabled statistics.
 type Server struct {
-	kinds     []stats.Kind
-	byName    []int                    // indexes of kinds in name order, the order of /api/stats
-	members   [][]byte                 // per kind: its name as a JSON object member, `"name":`
-	rendered  []atomic.Pointer[[]byte] // per kind: JSON of its result for the table's current value; nil if not known
-	table     atomic.Pointer[Table]    // nil until the view exists
-	hub       *Hub
-	publishMu sync.Mutex             // orders the publishes of Update and publishAll
-	images    atomic.Pointer[string] // the pictures folder; nil until ServeImages
-	logger    *slog.Logger
+	kinds      []stats.Kind
+	byName     []int                    // indexes of kinds in name order, the order of /api/stats
+	members    [][]byte                 // per kind: its name as a JSON object member, `"name":`
+	rendered   []atomic.Pointer[[]byte] // per kind: JSON of its result for the table's current value; nil if not known
+	updates    []atomic.Uint64          // per kind: Update calls so far, to tell publishAll a value is already published
+	table      atomic.Pointer[Table]    // nil until the view exists
+	live       atomic.Bool              // the View has recovered once: Update publishes, REST serves
+	fresh      freshness
+	publishing atomic.Int64 // when the running publishAll started (unix ns), 0 if none runs
+	hub        *Hub
+	publishMu  sync.Mutex             // orders the publishes of Update and publishAll
+	images     atomic.Pointer[string] // the pictures folder; nil until ServeImages
+	logger     *slog.Logger
+
+	staleAfter     time.Duration
+	wedgedAfter    time.Duration
+	sampleInterval time.Duration
+	hubOpts        []HubOption
 }
 
-// New returns a server for the given statistics, with a websocket hub
-// configured by hubOpts. It answers 503 on the statistics routes until
-// SetTable has been given a recovered table; the hub's Run must run for
-// websocket clients to get updates.
-func New(kinds []stats.Kind, logger *slog.Logger, hubOpts ...HubOption) *Server {
-	s := &Server{kinds: kinds, logger: logger, hub: NewHub(append([]HubOption{WithHubLogger(logger)}, hubOpts...)...),
-		rendered: make([]atomic.Pointer[[]byte], len(kinds))}
+// Option configures a Server.
+type Option func(*Server)
+
+// WithHubOptions configures the server's websocket hub.
+func WithHubOptions(opts ...HubOption) Option {
+	return func(s *Server) { s.hubOpts = append(s.hubOpts, opts...) }
+}
+
+// WithStaleAfter sets how old the values may be — the time since the View
+// was last seen caught up with the table — before /readyz answers 503
+// (default DefaultStaleAfter).
+func WithStaleAfter(d time.Duration) Option { return func(s *Server) { s.staleAfter = d } }
+
+// WithWedgedAfter sets how long an update of the View, the publishing of
+// the recovered table or the websocket hub's flush may be stuck before
+// /healthz answers 503 (default DefaultWedgedAfter).
+func WithWedgedAfter(d time.Duration) Option { return func(s *Server) { s.wedgedAfter = d } }
+
+// withSampleInterval sets how often RunView asks the broker for the
+// table's end offsets (default a second); for tests.
+func withSampleInterval(d time.Duration) Option { return func(s *Server) { s.sampleInterval = d } }
+
+// Defaults of the options.
+const (
+	DefaultStaleAfter  = 3 * time.Second
+	DefaultWedgedAfter = 30 * time.Second
+)
+
+// New returns a server for the given statistics. It answers 503 on the
+// statistics routes until the View has recovered the table (see RunView,
+// or SetTable and MarkRecovered); the hub's Run must run for websocket
+// clients to get updates.
+func New(kinds []stats.Kind, logger *slog.Logger, opts ...Option) *Server {
+	s := &Server{kinds: kinds, logger: logger,
+		rendered:   make([]atomic.Pointer[[]byte], len(kinds)),
+		updates:    make([]atomic.Uint64, len(kinds)),
+		staleAfter: DefaultStaleAfter, wedgedAfter: DefaultWedgedAfter, sampleInterval: time.Second}
+	for _, o := range opts {
+		o(s)
+	}
+	s.hub = NewHub(append([]HubOption{WithHubLogger(logger)}, s.hubOpts...)...)
 	for i, k := range kinds {
 		s.byName = append(s.byName, i)
 		name, _ := json.Marshal(k.Name)
@@ -83,23 +131,31 @@ func (s *Server) kind(name string) (int, bool) {
 }
 
 // Update is a goka View update callback (goka.WithViewCallback): it stores
-// the table value as goka's default does, then publishes the statistic's
-// new result to the websocket hub and keeps its JSON for REST; nothing
-// polls, and a GET only copies bytes. While the View recovers it only
-// stores (and forgets the JSON): replaying a changelog would otherwise
-// decode every old value, and publishAll gives the hub the recovered values
-// at once.
+// the table value as goka's default does, records how far the View has
+// read, then publishes the statistic's new result to the websocket hub and
+// keeps its JSON for REST; nothing polls, and a GET only copies bytes.
+// Until the View has recovered it only stores (and forgets the JSON):
+// replaying a changelog would otherwise decode every old value, and
+// publishAll gives the hub the recovered values at once.
+//
+// It runs on the View's goroutines, so it calls nothing of goka's but the
+// storage it is given, and holds publishMu only around the hub and the
+// rendered JSON.
 func (s *Server) Update(ctx goka.UpdateContext, st storage.Storage, key string, value []byte) error {
+	done := s.fresh.busy(ctx.Partition())
+	defer done()
 	if err := goka.DefaultUpdate(ctx, st, key, value); err != nil {
 		return err
 	}
+	defer s.fresh.applied(ctx.Partition(), ctx.Offset())
 	i, ok := s.kind(key)
 	if !ok {
 		return nil
 	}
 	s.publishMu.Lock()
 	defer s.publishMu.Unlock()
-	if _, ready := s.ready(); !ready {
+	s.updates[i].Add(1)
+	if !s.live.Load() {
 		s.rendered[i].Store(nil) // REST renders from the table until publishAll
 		return nil
 	}
@@ -108,22 +164,27 @@ func (s *Server) Update(ctx goka.UpdateContext, st storage.Storage, key string, 
 }
 
 // publishAll publishes every statistic's value in the table to the hub; the
-// View's runner calls it each time the View has caught up. Holding
-// publishMu, as Update does, keeps an older value read here from being
-// published after a newer one that Update stored meanwhile.
+// View's runner calls it each time the View has caught up (see follow). It
+// reads the table without holding publishMu, so that no goka call waits
+// while Update callbacks wait for it, and publishes what it read only if
+// no Update of that statistic came meanwhile: that Update published a value
+// at least as new.
 func (s *Server) publishAll(t Table) {
-	s.publishMu.Lock()
-	defer s.publishMu.Unlock()
+	s.publishing.Store(time.Now().UnixNano())
+	defer s.publishing.Store(0)
 	for i, k := range s.kinds {
+		seen := s.updates[i].Load()
 		v, err := t.Get(k.Name)
-		if err != nil {
+		s.publishMu.Lock()
+		switch {
+		case s.updates[i].Load() != seen:
+		case err != nil:
 			s.rendered[i].Store(nil)
 			s.logger.Error("table value not pushed to websocket clients", "stat", k.Name, "err", err)
-			continue
-		}
-		if v != nil {
+		case v != nil:
 			s.publish(i, v)
 		}
+		s.publishMu.Unlock()
 	}
 }
 
@@ -144,15 +205,80 @@ func (s *Server) publish(i int, value any) {
 	s.logger.Error("table value not pushed to websocket clients", "stat", k.Name, "err", err) // REST answers the same error
 }
 
-// SetTable sets the table to read from.
+// SetTable sets the table to read from. RunView sets the View.
 func (s *Server) SetTable(t Table) { s.table.Store(&t) }
 
-func (s *Server) ready() (Table, bool) {
+// MarkRecovered tells the server that its table has recovered: from now on
+// Update publishes and REST serves. RunView calls it (through follow) each
+// time the View is running; tests of the routes call it themselves.
+func (s *Server) MarkRecovered() { s.live.Store(true) }
+
+// serving returns the table once it has recovered: REST serves it from then
+// on, current or not, and says how fresh it is in the headers.
+func (s *Server) serving() (Table, bool) {
 	t := s.table.Load()
-	if t == nil || !(*t).Recovered() {
+	if t == nil || !s.live.Load() {
 		return nil, false
 	}
 	return *t, true
+}
+
+// readiness is what /readyz answers.
+type readiness struct {
+	Status     string   `json:"status"` // ready, recovering or stale
+	Reason     string   `json:"reason,omitempty"`
+	Lag        int64    `json:"view_lag"`                   // table records not applied at the last check
+	AgeSeconds *float64 `json:"data_age_seconds,omitempty"` // since the values were last known current
+}
+
+func (s *Server) readiness(st status) (readiness, bool) {
+	r := readiness{Lag: st.lag}
+	if st.known {
+		age := st.age.Seconds()
+		r.AgeSeconds = &age
+	}
+	t := s.table.Load()
+	switch {
+	case t == nil || !s.live.Load() || !(*t).Recovered():
+		r.Status, r.Reason = "recovering", "the view is recovering the table"
+	case !st.known:
+		r.Status, r.Reason = "stale", "the view has not yet been seen caught up with the table's end offsets"
+	case st.age > s.staleAfter:
+		r.Status, r.Reason = "stale", fmt.Sprintf("the view was last seen caught up with the table %.1fs ago (limit %v): it is behind or cannot reach the broker", st.age.Seconds(), s.staleAfter)
+	default:
+		r.Status = "ready"
+		return r, true
+	}
+	return r, false
+}
+
+// setFreshness sets the headers that say how fresh the served values are:
+//
+//	Picstats-View-Position  sum over the table's partitions of the next offset the View will apply
+//	Picstats-View-Lag       table records the View had not applied at the last check of the end offsets
+//	Picstats-Data-Age       seconds since the values were last known current (absent until the first check)
+func setFreshness(h http.Header, st status) {
+	h.Set("Picstats-View-Position", strconv.FormatInt(st.position, 10))
+	h.Set("Picstats-View-Lag", strconv.FormatInt(st.lag, 10))
+	if st.known {
+		h.Set("Picstats-Data-Age", strconv.FormatFloat(st.age.Seconds(), 'f', 3, 64))
+	}
+}
+
+// wedged returns why the serving loop makes no progress, or "" if it does.
+func (s *Server) wedged(now time.Time) string {
+	if d := s.fresh.oldestBusy(now); d > s.wedgedAfter {
+		return fmt.Sprintf("an update of the view has run for %v", d.Round(time.Millisecond))
+	}
+	if since := s.publishing.Load(); since != 0 {
+		if d := now.Sub(time.Unix(0, since)); d > s.wedgedAfter {
+			return fmt.Sprintf("publishing the recovered table has run for %v", d.Round(time.Millisecond))
+		}
+	}
+	if d := s.hub.Stalled(); d > s.wedgedAfter {
+		return fmt.Sprintf("websocket updates have waited %v for the hub", d.Round(time.Millisecond))
+	}
+	return ""
 }
 
 // Handler returns the HTTP routes.
@@ -162,9 +288,7 @@ func (s *Server) Handler() http.Handler {
 	r.HandleFunc("/api/stats/{name}", s.one).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/api/statistics", s.statistics).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/api/ws", s.hub).Methods(http.MethodGet)
-	r.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	}).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/", s.dashboard).Methods(http.MethodGet, http.MethodHead)
 	r.PathPrefix("/static/").HandlerFunc(s.static).Methods(http.MethodGet, http.MethodHead)
@@ -178,12 +302,26 @@ func (s *Server) Handler() http.Handler {
 	return s.withImages(r)
 }
 
-func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
-	if _, ok := s.ready(); !ok {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "recovering"})
+// healthz is the liveness probe: 503 when the serving loop is wedged, so
+// that a restart policy acts; a broker that is away is not a reason.
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	if why := s.wedged(time.Now()); why != "" {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "wedged", "reason": why})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz is the readiness probe: 200 only while the values are current.
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	st := s.fresh.status(time.Now())
+	setFreshness(w.Header(), st)
+	r, ok := s.readiness(st)
+	code := http.StatusOK
+	if !ok {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, r)
 }
 
 func (s *Server) statistics(w http.ResponseWriter, _ *http.Request) {
@@ -199,12 +337,17 @@ func (s *Server) statistics(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"statistics": list})
 }
 
+// notRecovered is the answer of the statistics routes before the View has
+// recovered the table.
+const notRecovered = "statistics are not ready yet: the view is still recovering the table"
+
 func (s *Server) all(w http.ResponseWriter, _ *http.Request) {
-	t, ok := s.ready()
+	t, ok := s.serving()
 	if !ok {
-		writeError(w, http.StatusServiceUnavailable, "statistics are not ready yet: the view is still recovering the table")
+		writeError(w, http.StatusServiceUnavailable, notRecovered)
 		return
 	}
+	setFreshness(w.Header(), s.fresh.status(time.Now()))
 	// The same bytes as encoding a map of the results: names in order.
 	buf := make([]byte, 0, 16<<10)
 	buf = append(buf, '{')
@@ -232,11 +375,12 @@ func (s *Server) one(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
-	t, ok := s.ready()
+	t, ok := s.serving()
 	if !ok {
-		writeError(w, http.StatusServiceUnavailable, "statistics are not ready yet: the view is still recovering the table")
+		writeError(w, http.StatusServiceUnavailable, notRecovered)
 		return
 	}
+	setFreshness(w.Header(), s.fresh.status(time.Now()))
 	res, err := s.render(t, i)
 	if err != nil {
 		s.fail(w, err)

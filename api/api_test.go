@@ -11,7 +11,9 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/storage"
 
 	"github.com/picstats/picstats/codec"
@@ -87,6 +89,10 @@ func TestRoutes(t *testing.T) {
 			s := New(stats.All(), slog.New(slog.DiscardHandler))
 			if tt.table != nil {
 				s.SetTable(tt.table)
+				if tt.table.Recovered() { // as RunView does once the View runs and is caught up
+					s.MarkRecovered()
+					s.fresh.sampled(time.Now(), nil)
+				}
 			}
 			rec := httptest.NewRecorder()
 			s.Handler().ServeHTTP(rec, httptest.NewRequest(tt.method, tt.path, nil))
@@ -107,6 +113,7 @@ func TestRoutes(t *testing.T) {
 func TestEveryEnabledStatisticIsServed(t *testing.T) {
 	s := New(stats.All(), slog.New(slog.DiscardHandler))
 	s.SetTable(mapTable{recovered: true})
+	s.MarkRecovered()
 	rec := httptest.NewRecorder()
 	s.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/stats", nil))
 	var all map[string]json.RawMessage
@@ -127,6 +134,7 @@ func TestOnlyEnabledStatisticsAreServed(t *testing.T) {
 	}
 	s := New(kinds, slog.New(slog.DiscardHandler))
 	s.SetTable(mapTable{recovered: true})
+	s.MarkRecovered()
 	get := func(path string) (int, string) {
 		rec := httptest.NewRecorder()
 		s.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
@@ -173,10 +181,12 @@ func TestRESTFollowsEveryUpdate(t *testing.T) {
 	tbl := &storageTable{st: storage.NewMemory()}
 	s := New(stats.All(), slog.New(slog.DiscardHandler))
 	s.SetTable(tbl)
+	offset := int64(0)
 	update := func(n int) {
 		t.Helper()
 		for _, name := range []string{"count", "max_weight"} {
-			if err := s.Update(nil, tbl.st, name, encoded(t, name, reg(n)...)); err != nil {
+			offset++
+			if err := s.Update(at(0, offset), tbl.st, name, encoded(t, name, reg(n)...)); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -207,13 +217,28 @@ func TestRESTFollowsEveryUpdate(t *testing.T) {
 
 	update(1) // recovering: stored only
 	tbl.recovered.Store(true)
+	s.MarkRecovered()
 	want("recovered, before publishAll", 1)
 	s.publishAll(tbl)
 	want("after publishAll", 1)
 	update(2)
 	want("live update", 2)
-	tbl.recovered.Store(false) // the View reconnects and recovers again
+	tbl.recovered.Store(false) // the View reconnects: its updates go on
 	update(3)
+	want("while reconnecting", 3)
 	tbl.recovered.Store(true)
-	want("recovered again, before publishAll", 3)
+	s.publishAll(tbl)
+	want("recovered again, after publishAll", 3)
 }
+
+// updateAt is the context of a View's update of a table partition.
+type updateAt struct {
+	goka.DefaultUpdateContext
+	partition int32
+	offset    int64
+}
+
+func at(partition int32, offset int64) *updateAt { return &updateAt{partition: partition, offset: offset} }
+
+func (u *updateAt) Partition() int32 { return u.partition }
+func (u *updateAt) Offset() int64    { return u.offset }

@@ -61,6 +61,7 @@ type Hub struct {
 	latest  map[string]json.RawMessage // what a new client's snapshot holds
 	dirty   map[string]published       // changed since the last flush
 	clients map[*hubClient]struct{}    // receiving updates
+	pending time.Time                  // when dirty last went from empty to not; zero while empty
 	live    map[*hubClient]struct{}    // writer running, dropped or not: what shutdown may cut off
 	closed  bool                       // Run has shut down; refuse new clients
 }
@@ -195,6 +196,9 @@ func (h *Hub) Publish(name string, result json.RawMessage) {
 	v := bytes.Clone(result) // the caller may reuse its buffer
 	h.mu.Lock()
 	h.seq++
+	if len(h.dirty) == 0 {
+		h.pending = time.Now()
+	}
 	h.latest[name] = v
 	h.dirty[name] = published{v, h.seq}
 	h.mu.Unlock()
@@ -209,6 +213,18 @@ func (h *Hub) Clients() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return len(h.clients)
+}
+
+// Stalled returns how long published changes have waited for a flush
+// beyond the flush interval: more than a moment only if Run does not run or
+// is stuck. It is 0 while nothing waits.
+func (h *Hub) Stalled() time.Duration {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.pending.IsZero() {
+		return 0
+	}
+	return max(0, time.Since(h.pending)-h.flushInterval)
 }
 
 // Run sends the coalesced updates until ctx is done, then closes every client
@@ -245,6 +261,7 @@ func (h *Hub) flush() {
 	}
 	changed := h.dirty
 	h.dirty = map[string]published{}
+	h.pending = time.Time{}
 	// Taken with the changes, under the same lock: a client registered after
 	// this point has a snapshot at least as new, and must not get this update.
 	targets := slices.Collect(maps.Keys(h.clients))

@@ -9,6 +9,7 @@ import (
 
 	"github.com/lovoo/goka"
 	gokacodec "github.com/lovoo/goka/codec"
+	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/picstats/picstats/cluster"
 )
@@ -18,10 +19,25 @@ import (
 // hub, until ctx is cancelled. The table topic exists only once a processor has
 // started, so creating the view is retried until then, at least once a
 // second: an API started beside its first processor is up a second after it.
+// Meanwhile it asks the broker for the table's end offsets every second, so
+// that s knows how current the View is (see freshness).
 func RunView(ctx context.Context, c cluster.Config, s *Server, opts ...goka.ViewOption) error {
+	adm, err := c.Client()
+	if err != nil {
+		return err
+	}
+	defer adm.Close()
+	sampled := make(chan struct{})
+	poke := make(chan struct{}, 1) // sample now: the View has just caught up
+	sampleCtx, stopSampling := context.WithCancel(ctx)
+	defer func() { stopSampling(); <-sampled }()
+	go func() {
+		defer close(sampled)
+		s.sampleEnds(sampleCtx, kadm.NewClient(adm), string(c.Names.Table()), poke)
+	}()
+
 	var view *goka.View
 	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, time.Second) {
-		var err error
 		view, err = goka.NewView(c.Brokers, c.Names.Table(), new(gokacodec.Bytes), append(append(c.ViewOptions(), goka.WithViewCallback(s.Update)), opts...)...)
 		if err == nil {
 			break
@@ -35,17 +51,11 @@ func RunView(ctx context.Context, c cluster.Config, s *Server, opts ...goka.View
 	}
 	table := &guarded{table: view}
 	s.SetTable(table)
-	// Each time the View has caught up (at start, after a reconnect), the
-	// hub gets every value: Update does not publish while it recovers.
 	states := view.ObserveStateChanges()
-	defer states.Stop()
-	go func() {
-		for state := range states.C() {
-			if goka.ViewState(state) == goka.ViewStateRunning {
-				s.publishAll(table)
-			}
-		}
-	}()
+	followed := make(chan struct{})
+	go func() { defer close(followed); s.follow(states.C(), table, poke) }()
+	defer func() { states.Stop(); <-followed }()
+
 	// The View closes itself when its context ends; close the guard first,
 	// so that no Get is running or starts then.
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
@@ -58,12 +68,76 @@ func RunView(ctx context.Context, c cluster.Config, s *Server, opts ...goka.View
 		case <-runCtx.Done():
 		}
 	}()
-	err := view.Run(runCtx)
+	err = view.Run(runCtx)
 	table.close()
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("view of %s: %w", c.Names.Table(), err)
 	}
 	return nil
+}
+
+// follow reads the View's state changes until the channel closes and,
+// each time the View is running (at start, after a reconnect), has the
+// recovered values published. goka's Signal.SetState holds the View's state
+// lock while it sends on states (capacity 1), and View.Get takes that lock:
+// so this loop does nothing but read and hand on, and publishAll — which
+// calls Get — runs on a goroutine of its own. Otherwise two state changes
+// during one publishAll wedge the View, REST and the hub for good.
+func (s *Server) follow(states <-chan goka.State, t Table, poke chan<- struct{}) {
+	running := make(chan struct{}, 1)
+	published := make(chan struct{})
+	go func() {
+		defer close(published)
+		for range running {
+			s.MarkRecovered()
+			s.publishAll(t)
+			select {
+			case poke <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	for state := range states {
+		if goka.ViewState(state) == goka.ViewStateRunning {
+			select {
+			case running <- struct{}{}:
+			default: // a publishAll is due already
+			}
+		}
+	}
+	close(running)
+	<-published
+}
+
+// sampleEnds records the table's end offsets every sample interval, and at
+// once when poked, until ctx ends.
+func (s *Server) sampleEnds(ctx context.Context, adm *kadm.Client, table string, poke <-chan struct{}) {
+	t := time.NewTicker(s.sampleInterval)
+	defer t.Stop()
+	for {
+		at := time.Now()
+		reqCtx, cancel := context.WithTimeout(ctx, 5*s.sampleInterval)
+		ends, err := adm.ListEndOffsets(reqCtx, table)
+		cancel()
+		if err == nil {
+			err = ends.Error()
+		}
+		if offs, ok := ends[table]; err == nil && ok && len(offs) > 0 {
+			byPart := make([]int64, len(offs))
+			for p, o := range offs {
+				if int(p) < len(byPart) {
+					byPart[p] = o.Offset
+				}
+			}
+			s.fresh.sampled(at, byPart)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-poke:
+		}
+	}
 }
 
 // guarded keeps Gets away from a View that closes: goka's View.close sets

@@ -175,6 +175,14 @@ func (c Config) ViewOptions() []goka.ViewOption {
 		goka.WithViewStorageBuilder(storage.MemoryBuilder()),
 		goka.WithViewLogger(gokaLogger{c.logger()}),
 		goka.WithViewAutoReconnect(),
+		// goka's default backoff after a failed load grows in steps of 10 s
+		// up to 2 min, and the partition stays Running meanwhile: a
+		// restarted broker would be picked up minutes late. Retry at once,
+		// then every 0.5–2 s.
+		goka.WithViewBackoffBuilder(func() (goka.Backoff, error) {
+			return goka.NewSimpleBackoff(500*time.Millisecond, 2*time.Second), nil
+		}),
+		goka.WithViewBackoffResetTimeout(10 * time.Second),
 	}
 }
 
