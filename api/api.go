@@ -239,8 +239,10 @@ func (s *Server) readiness(st status) (readiness, bool) {
 	}
 	t := s.table.Load()
 	switch {
-	case t == nil || !s.live.Load() || !(*t).Recovered():
+	case t == nil || !s.live.Load():
 		r.Status, r.Reason = "recovering", "the view is recovering the table"
+	case !(*t).Recovered():
+		r.Status, r.Reason = "stale", "the view is reconnecting to the broker"
 	case !st.known:
 		r.Status, r.Reason = "stale", "the view has not yet been seen caught up with the table's end offsets"
 	case st.age > s.staleAfter:

@@ -89,19 +89,45 @@ func (b *Broker) start(t testing.TB) {
 func (b *Broker) Restart(t testing.TB) {
 	t.Helper()
 	if b.embedded == nil {
-		dir := os.Getenv(EnvKafkaDir)
-		if dir == "" {
-			t.Fatalf("restarting the real broker needs $%s (scripts/test-kafka sets it)", EnvKafkaDir)
-		}
-		_, file, _, _ := runtime.Caller(0)
-		script := filepath.Join(filepath.Dir(file), "..", "..", "scripts", "kafka")
-		if out, err := exec.Command(script, "restart", "--dir", dir).CombinedOutput(); err != nil {
-			t.Fatalf("scripts/kafka restart: %v\n%s", err, out)
-		}
+		b.script(t, "restart")
 		return
 	}
 	b.embedded.Close()
 	b.start(t)
+}
+
+// Stop stops the broker until Start; a stopped broker refuses connections.
+func (b *Broker) Stop(t testing.TB) {
+	t.Helper()
+	if b.embedded == nil {
+		b.script(t, "stop")
+		return
+	}
+	b.embedded.Close()
+}
+
+// Start starts a stopped broker again, with its data, on the same ports.
+func (b *Broker) Start(t testing.TB) {
+	t.Helper()
+	if b.embedded == nil {
+		b.script(t, "restart") // stop is a no-op; start reuses the ports
+		return
+	}
+	b.start(t)
+}
+
+// script runs scripts/kafka COMMAND on the real broker.
+func (b *Broker) script(t testing.TB, command string) {
+	t.Helper()
+	dir := os.Getenv(EnvKafkaDir)
+	if dir == "" {
+		t.Fatalf("scripts/kafka %s of the real broker needs $%s (scripts/test-kafka sets it)", command, EnvKafkaDir)
+	}
+	_, file, _, _ := runtime.Caller(0)
+	script := filepath.Join(filepath.Dir(file), "..", "..", "scripts", "kafka")
+	if out, err := exec.Command(script, command, "--dir", dir).CombinedOutput(); err != nil {
+		t.Fatalf("scripts/kafka %s: %v\n%s", command, err, out)
+	}
 }
 
 func config(t testing.TB, brokers []string) cluster.Config {
