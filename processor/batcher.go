@@ -31,7 +31,7 @@ type batcher struct {
 	snapshots string
 	producer  goka.Producer                                    // sends snapshots, in order
 	forward   func(key string, value []byte, done func(error)) // sends a rejected record
-	commit    func(p int32, offset int64)                      // commits an input offset
+	commit    func(p int32, offset int64)                      // commits an input offset; called in offset order per partition, must not block
 	fail      func(error)
 	logger    *slog.Logger
 
@@ -53,7 +53,7 @@ type partition struct {
 	dirty bool
 	open  *pendingBatch
 
-	pendMu  sync.Mutex // never held while sending: acks arrive on the producer's goroutine
+	pendMu  sync.Mutex // never held while sending: acks arrive on the producers' goroutines
 	pending []*pendingBatch
 }
 
@@ -240,14 +240,21 @@ func (b *batcher) send(st *partition, final bool, done func(error)) {
 
 // commitAcknowledged commits the boundary after the last batch whose
 // acknowledgements are all in, in batch order.
+//
+// Acknowledgements arrive on several goroutines at once (the snapshot
+// producer's for snapshots, franz-go's for rejected records), so the
+// commit is handed on while pendMu is still held: two callers compute
+// their boundaries in order under the lock, and had they handed them on
+// after it, the lower one could overtake the higher and the partition's
+// committed offset go back. b.commit must not block for long.
 func (b *batcher) commitAcknowledged(st *partition) {
 	st.pendMu.Lock()
+	defer st.pendMu.Unlock()
 	commit := int64(-1)
 	for len(st.pending) > 0 && st.pending[0].acks.Load() == 0 {
 		commit = (st.pending[0].batch + 1) * b.size
 		st.pending = st.pending[1:]
 	}
-	st.pendMu.Unlock()
 	if commit >= 0 && b.owns(st) { // a lost partition's new owner commits for itself
 		b.commit(st.id, commit)
 	}

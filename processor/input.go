@@ -3,8 +3,6 @@ package processor
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -12,7 +10,6 @@ import (
 	"github.com/lovoo/goka"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/picstats/picstats/cluster"
 	"github.com/picstats/picstats/codec"
@@ -31,7 +28,8 @@ import (
 // acknowledgement, commits the last boundaries and leaves the group.
 func (p *Processor) runInput(ctx context.Context, c cluster.Config, producer goka.Producer) error {
 	topic := string(c.Names.Pictures)
-	commits := make(chan commitReq, 1024)
+	var cl *kgo.Client // commits begin only after the first fetch, when cl is set
+	commits := newCommitter(p.logger, func(offsets map[int32]int64) { commitOffsets(cl, topic, offsets, p.logger) })
 	cl, err := c.Client(
 		kgo.ConsumerGroup(c.Names.InputGroup()),
 		kgo.ConsumeTopics(topic),
@@ -51,9 +49,11 @@ func (p *Processor) runInput(ctx context.Context, c cluster.Config, producer gok
 		}),
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
 			p.batcher.revoke(revoked[topic])
+			commits.forget(revoked[topic])
 		}),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
 			p.batcher.revoke(lost[topic])
+			commits.forget(lost[topic])
 		}),
 	)
 	if err != nil {
@@ -61,12 +61,11 @@ func (p *Processor) runInput(ctx context.Context, c cluster.Config, producer gok
 		return err
 	}
 	defer cl.Close()
-	p.batcher.commit = func(part int32, offset int64) { commits <- commitReq{part, offset} }
+	p.batcher.commit = commits.request
 	p.batcher.forward = func(key string, value []byte, done func(error)) {
 		cl.Produce(context.Background(), &kgo.Record{Key: []byte(key), Value: value}, func(_ *kgo.Record, err error) { done(err) })
 	}
-	committed := make(chan struct{})
-	go func() { defer close(committed); p.commitLoop(cl, topic, commits) }()
+	go commits.run()
 	stopFlush, flushed := make(chan struct{}), make(chan struct{})
 	go func() { defer close(flushed); p.batcher.run(p.interval, stopFlush) }()
 	defer func() {
@@ -78,22 +77,35 @@ func (p *Processor) runInput(ctx context.Context, c cluster.Config, producer gok
 		if err := cl.Flush(context.Background()); err != nil { // the same for rejected records
 			p.logger.Warn("forwarding rejected records", "err", err)
 		}
-		close(commits)
-		<-committed
+		// The last boundaries. An acknowledgement can still come after
+		// this (goka's producer Close gives up waiting after 60 s): the
+		// committer drops its commit, which is safe (see committer).
+		commits.stop()
 	}()
 
+	fetchErrs := &fetchErrors{topic: topic, group: c.Names.InputGroup(), missingWait: p.missingTopicWait, logger: p.logger}
 	for {
 		fetches := cl.PollFetches(ctx)
 		if ctx.Err() != nil || fetches.IsClientClosed() {
 			cl.AllowRebalance() // or leaving the group would wait for it forever
 			return nil
 		}
+		polled := time.Now()
+		var failed error
+		errored := false
 		fetches.EachError(func(t string, part int32, err error) {
-			if !errors.Is(err, context.Canceled) {
-				p.logger.Warn("reading the input", "topic", t, "partition", part, "err", err)
+			errored = true
+			if err := fetchErrs.observe(t, part, err, polled); err != nil && failed == nil {
+				failed = err
 			}
 		})
-		polled := time.Now()
+		if failed != nil {
+			cl.AllowRebalance()
+			return failed
+		}
+		if fetches.NumRecords() > 0 {
+			fetchErrs.progressed()
+		}
 		var wg sync.WaitGroup
 		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
 			wg.Add(1)
@@ -105,6 +117,15 @@ func (p *Processor) runInput(ctx context.Context, c cluster.Config, producer gok
 		wg.Wait()
 		p.progress.record(int64(fetches.NumRecords()), polled)
 		cl.AllowRebalance()
+		if errored && fetches.NumRecords() == 0 {
+			// franz-go hands some errors back at once on every fetch (a
+			// deleted topic's UNKNOWN_TOPIC_ID, thousands a second): pace
+			// the polls while that lasts rather than spin.
+			select {
+			case <-ctx.Done():
+			case <-time.After(fetchErrorPause):
+			}
+		}
 	}
 }
 
@@ -180,38 +201,4 @@ func committedOffsets(ctx context.Context, cl *kgo.Client, group, topic string, 
 		}
 	}
 	return out
-}
-
-type commitReq struct {
-	partition int32
-	offset    int64
-}
-
-// commitLoop commits batch boundaries in the order they come, coalescing
-// what queued up meanwhile, until reqs is closed.
-func (p *Processor) commitLoop(cl *kgo.Client, topic string, reqs <-chan commitReq) {
-	for r := range reqs {
-		offsets := map[int32]kgo.EpochOffset{r.partition: {Epoch: -1, Offset: r.offset}}
-	more:
-		for {
-			select {
-			case r, ok := <-reqs:
-				if !ok {
-					break more
-				}
-				offsets[r.partition] = kgo.EpochOffset{Epoch: -1, Offset: r.offset}
-			default:
-				break more
-			}
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		cl.CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{topic: offsets}, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, _ *kmsg.OffsetCommitResponse, err error) {
-			if err != nil {
-				// Not fatal: the batch is stored, and a later boundary (or a
-				// replay from an earlier one) covers it.
-				p.logger.Warn("committing input offsets", "offsets", fmt.Sprint(offsets), "err", err)
-			}
-		})
-		cancel()
-	}
 }

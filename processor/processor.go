@@ -48,6 +48,8 @@ type Processor struct {
 	interval time.Duration
 	batcher  *batcher
 	progress progress
+
+	missingTopicWait time.Duration // how long the input topic may be missing; tests shorten it
 }
 
 // Option configures a Processor.
@@ -74,7 +76,7 @@ func New(names cluster.Names, kinds []stats.Kind, logger *slog.Logger, opts ...O
 		return nil, errors.New("processor: no statistics enabled")
 	}
 	p := &Processor{names: names, kinds: kinds, byName: map[string]stats.Kind{}, logger: logger,
-		batch: DefaultBatchSize, interval: DefaultSnapshotInterval}
+		batch: DefaultBatchSize, interval: DefaultSnapshotInterval, missingTopicWait: DefaultMissingTopicWait}
 	for _, o := range opts {
 		o(p)
 	}
@@ -103,7 +105,9 @@ func (p *Processor) Graph() *goka.GroupGraph {
 // Run runs both stages until ctx is cancelled or one fails. A snapshot or
 // rejected record that Kafka does not store is a failure: nothing is
 // committed past it, and the process should exit so that another instance
-// takes over.
+// takes over. So is an error reading the input topic that waiting will not
+// heal: no permission to read it, or a topic that no longer exists (for
+// DefaultMissingTopicWait).
 func (p *Processor) Run(ctx context.Context, c cluster.Config) error {
 	producer, err := c.ProducerBuilder()(c.Brokers, cluster.ClientID+"-snapshots", goka.DefaultHasher())
 	if err != nil {
@@ -154,7 +158,16 @@ func (p *Processor) Run(ctx context.Context, c cluster.Config) error {
 	if cause := context.Cause(ctx); errors.Is(cause, errBatcherFailed) {
 		return cause
 	}
-	if err := errors.Join(tableErr, inputErr); err != nil && !errors.Is(err, context.Canceled) {
+	// Either stage stops the other by cancelling ctx; what that one returns
+	// then is no news. (Joined first, a context.Canceled of one would hide
+	// the other's error.)
+	var errs []error
+	for _, err := range []error{inputErr, tableErr} {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("processor: %w", err)
 	}
 	return nil
@@ -186,6 +199,12 @@ func RejectionKey(topic string, partition int32, offset int64) string {
 
 // apply folds a snapshot from the snapshots topic into the statistic's table
 // value and, if that changed it, republishes the statistic.
+//
+// Every ctx.Fail is followed by a return: goka's Fail panics (stopping the
+// callback) only while the processor runs; once it is shutting down, Fail
+// records the error and returns, and going on would store a value built from
+// a zero snapshot or a half-read table value. The result is computed before
+// the value is stored, so a failure writes nothing.
 func (p *Processor) apply(ctx goka.Context, msg any) {
 	name := ctx.Key()
 	k, ok := p.byName[name]
@@ -198,28 +217,37 @@ func (p *Processor) apply(ctx goka.Context, msg any) {
 	var snap Snapshot
 	if err := snap.UnmarshalBinary(bytesOf(msg)); err != nil {
 		ctx.Fail(fmt.Errorf("snapshot of %s: %w", name, err))
+		return
 	}
 	var v Value
 	if err := v.UnmarshalBinary(bytesOf(ctx.Value())); err != nil {
 		ctx.Fail(fmt.Errorf("table value of %s: %w", name, err)) // stop loudly rather than misread state
+		return
 	}
 	changed, err := v.Apply(k, snap)
 	if err != nil {
 		ctx.Fail(fmt.Errorf("apply a snapshot of %s: %w", name, err))
+		return
 	}
 	if !changed {
 		return
 	}
-	b, _ := v.MarshalBinary()
-	ctx.SetValue(b)
 	total, err := v.Stat(k)
 	if err != nil {
-		ctx.Fail(err)
+		ctx.Fail(fmt.Errorf("table value of %s: %w", name, err))
+		return
 	}
 	res, err := json.Marshal(total.Result())
 	if err != nil {
 		ctx.Fail(fmt.Errorf("result of %s: %w", name, err))
+		return
 	}
+	b, err := v.MarshalBinary()
+	if err != nil {
+		ctx.Fail(fmt.Errorf("table value of %s: %w", name, err))
+		return
+	}
+	ctx.SetValue(b)
 	ctx.Emit(p.names.Stats, name, res)
 }
 
