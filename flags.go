@@ -23,6 +23,7 @@ import (
 type options struct {
 	cluster          cluster.Config
 	addr             string
+	maxConns         int
 	embeddedPort     int
 	feed             datafeed.Config
 	tail             tail.Config
@@ -86,6 +87,7 @@ func parseFlags(name, summary string, args []string, stdout, stderr io.Writer) (
 	var origins string
 	if uses("all", "api") {
 		fs.StringVar(&o.addr, "addr", ":8080", "HTTP listen `address` of the API")
+		fs.IntVar(&o.maxConns, "max-conns", api.DefaultMaxConns, "most HTTP connections open at once, websockets included; beyond it a new one is answered 503 and closed")
 		fs.DurationVar(&o.staleAfter, "stale-after", api.DefaultStaleAfter, "/readyz answers 503 once the values were last seen current longer ago than this\n(the view is behind the table or cannot reach the broker); REST goes on serving them")
 		fs.DurationVar(&o.wedgedAfter, "wedged-after", api.DefaultWedgedAfter, "/healthz answers 503 once an update of the view or the websocket hub has been stuck this long")
 		fs.StringVar(&origins, "allowed-origins", "", "comma-separated `origins` (scheme://host[:port]) whose pages may open the websocket /api/ws, or * for any;\nthe API's own origin and clients that send no Origin are always allowed")
@@ -165,6 +167,9 @@ func parseFlags(name, summary string, args []string, stdout, stderr io.Writer) (
 	}
 	if uses("all", "processor") && o.snapshotInterval <= 0 {
 		errs = append(errs, fmt.Errorf("--snapshot-interval %v: want more than 0", o.snapshotInterval))
+	}
+	if uses("all", "api") && o.maxConns < 1 {
+		errs = append(errs, fmt.Errorf("--max-conns %d: want at least 1", o.maxConns))
 	}
 	if o.embeddedPort < 0 || o.embeddedPort > 65535 {
 		errs = append(errs, fmt.Errorf("--embedded-port %d: want 0 to 65535", o.embeddedPort))

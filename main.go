@@ -145,7 +145,8 @@ func runAPI(ctx context.Context, o *options) error {
 	if err != nil {
 		return fmt.Errorf("api: listen on %s (choose another with --addr): %w", o.addr, err)
 	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	ln = api.LimitConnections(ln, o.maxConns, o.logger) // beyond --max-conns: a 503 at once
+	hs := api.NewHTTPServer(srv.Handler())              // read, write (not /api/ws) and idle timeouts
 	url := "http://" + displayAddr(ln.Addr())
 	fmt.Fprintf(o.stdout, "picstats API listening on %s  (try: curl -s %s/api/stats/count)\n", url, url)
 	o.logger.Info("api listening", "url", url)

@@ -238,7 +238,9 @@ type updateAt struct {
 	offset    int64
 }
 
-func at(partition int32, offset int64) *updateAt { return &updateAt{partition: partition, offset: offset} }
+func at(partition int32, offset int64) *updateAt {
+	return &updateAt{partition: partition, offset: offset}
+}
 
 func (u *updateAt) Partition() int32 { return u.partition }
 func (u *updateAt) Offset() int64    { return u.offset }

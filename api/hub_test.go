@@ -184,9 +184,16 @@ func TestHubCoalescesBursts(t *testing.T) {
 	assertStats(t, readMessage(t, conn, 5*time.Second), "snapshot", map[string]string{})
 
 	const n = 1000
+	start := time.Now()
 	for i := 1; i <= n; i++ {
 		hs.hub.Publish("count", json.RawMessage(strconv.Itoa(i)))
 	}
+	// The rate cap: one flush at the first publish, then at most one per
+	// interval while the burst lasts, and one for what is left. The burst
+	// takes a millisecond or so; on a busy machine it may be preempted for
+	// longer, which only allows more messages: the bound follows its length.
+	burst := time.Since(start)
+	maxMessages := 2 + int(burst/interval)
 
 	messages, last := 0, 0
 	for last != n {
@@ -201,9 +208,9 @@ func TestHubCoalescesBursts(t *testing.T) {
 		}
 		last = v
 	}
-	t.Logf("%d publishes gave %d messages", n, messages)
-	if messages > 5 {
-		t.Errorf("%d publishes gave %d messages, want at most 5", n, messages)
+	t.Logf("%d publishes in %v gave %d messages", n, burst, messages)
+	if messages > maxMessages {
+		t.Errorf("%d publishes in %v gave %d messages, want at most %d (one per %v flush interval)", n, burst, messages, maxMessages, interval)
 	}
 	// Nothing more: the last value has been sent and nothing changed since.
 	_ = conn.SetReadDeadline(time.Now().Add(4 * interval))
@@ -268,7 +275,7 @@ func TestHubDropsSlowClient(t *testing.T) {
 	hs := startHub(t,
 		WithFlushInterval(5*time.Millisecond),
 		WithClientBuffer(2),
-		WithWriteTimeout(500*time.Millisecond))
+		WithWriteTimeout(5*time.Second)) // the fast client must never miss it, however busy the machine
 
 	slow := hs.dial(t, nil) // never reads, until it has been dropped
 	fast := hs.dial(t, nil)
@@ -332,7 +339,7 @@ func TestHubDropsSlowClient(t *testing.T) {
 	for range 3 {
 		i++
 		hs.hub.Publish("big", json.RawMessage(fmt.Sprintf(`{"n":%d,"pad":"small"}`, i)))
-		await(i, time.Second)
+		await(i, 5*time.Second)
 	}
 	if c := hs.hub.Clients(); c != 1 {
 		t.Fatalf("%d clients, want 1", c)
@@ -365,13 +372,41 @@ func TestHubDropsClientWithoutPongs(t *testing.T) {
 	// Pongs are only sent while reading; this client stops after the snapshot.
 	readMessage(t, conn, 5*time.Second)
 	waitFor(t, 5*time.Second, "the silent client to be dropped", func() bool { return hs.hub.Clients() == 0 })
+}
 
-	// A client that reads, and so answers pings, stays.
+// A client that reads, and so answers pings, stays past the pong wait. The
+// ping interval is a second (a pong wait of 2.5 s): a pong would have to be
+// more than 1.5 s late for the hub to drop the client, which no scheduling
+// delay of a busy machine comes near; the test counts pings rather than
+// timing them.
+func TestHubKeepsClientThatAnswersPings(t *testing.T) {
+	const interval = time.Second
+	hs := startHub(t, WithPingInterval(interval))
 	live := hs.dial(t, nil)
 	readMessage(t, live, 5*time.Second)
-	_ = live.SetReadDeadline(time.Now().Add(300 * time.Millisecond)) // 15 pings, well past the pong wait
-	if _, _, err := live.ReadMessage(); !isTimeout(err) {
-		t.Fatalf("reading client: %v, want a read timeout (no message, still connected)", err)
+
+	pings := make(chan struct{}, 16)
+	live.SetPingHandler(func(data string) error {
+		pings <- struct{}{}
+		return live.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(10*time.Second))
+	})
+	readErr := make(chan error, 1)
+	go func() {
+		_ = live.SetReadDeadline(time.Time{})
+		_, _, err := live.ReadMessage() // answers pings until a message, an error, or the cleanup's close
+		readErr <- err
+	}()
+	// The hub pings only clients it still serves: the fourth ping comes
+	// 4 intervals after the connection, well past the first pong wait
+	// (2.5 intervals), so the pongs have extended it.
+	for i := 1; i <= 4; i++ {
+		select {
+		case <-pings:
+		case err := <-readErr:
+			t.Fatalf("reading client after %d pings: %v, want no message and still connected", i-1, err)
+		case <-time.After(30 * time.Second):
+			t.Fatalf("no ping %d within 30s (interval %v)", i, interval)
+		}
 	}
 	if c := hs.hub.Clients(); c != 1 {
 		t.Fatalf("%d clients, want the reading one", c)
@@ -414,8 +449,8 @@ func TestHubShutdownClosesClients(t *testing.T) {
 		if hs.err != nil {
 			t.Fatalf("Run: %v", hs.err)
 		}
-	case <-time.After(3 * time.Second):
-		t.Fatal("Run did not return within 3s of cancel")
+	case <-time.After(15 * time.Second): // about the write timeout at worst; generous for a busy machine
+		t.Fatal("Run did not return within 15s of cancel")
 	}
 	t.Logf("Run returned %v after cancel", time.Since(start))
 	if c := hs.hub.Clients(); c != 0 {
@@ -439,7 +474,7 @@ func TestHubShutdownClosesClients(t *testing.T) {
 // A client that does not answer the close frame delays shutdown by the write
 // timeout at most.
 func TestHubShutdownIsBounded(t *testing.T) {
-	const timeout = 200 * time.Millisecond
+	const timeout = 500 * time.Millisecond
 	hs := startHub(t, WithWriteTimeout(timeout))
 	readMessage(t, hs.dial(t, nil), 5*time.Second) // then stops reading
 
@@ -447,8 +482,8 @@ func TestHubShutdownIsBounded(t *testing.T) {
 	hs.cancel()
 	select {
 	case <-hs.done:
-	case <-time.After(10 * timeout):
-		t.Fatalf("Run did not return within %v of cancel", 10*timeout)
+	case <-time.After(20 * timeout): // about the write timeout twice at worst; generous for a busy machine
+		t.Fatalf("Run did not return within %v of cancel", 20*timeout)
 	}
 	t.Logf("Run returned %v after cancel", time.Since(start))
 }
