@@ -299,7 +299,16 @@ func drain(ctx context.Context, cfg cluster.Config, names cluster.Names, n int, 
 		return 0, 0, err
 	}
 	defer stopView()
-	p, err := processor.New(names, stats.All(), c.Logger, processor.WithBatchSize(batch))
+	var handled int64
+	var first, lastHandled time.Time // only the input stage's goroutine writes them, before done
+	hook := func(n int, polled time.Time) {
+		if handled == 0 {
+			first = polled
+		}
+		handled += int64(n)
+		lastHandled = time.Now()
+	}
+	p, err := processor.New(names, stats.All(), c.Logger, processor.WithBatchSize(batch), processor.WithInputHook(hook))
 	if err != nil {
 		return 0, 0, err
 	}
@@ -314,18 +323,20 @@ func drain(ctx context.Context, cfg cluster.Config, names cluster.Names, n int, 
 		}
 	}
 	pctx, cancel := context.WithCancel(ctx)
-	perr := make(chan error, 1)
+	var runErr error
+	ran := make(chan struct{})
 	start := time.Now()
-	go func() { perr <- p.Run(pctx, c) }()
-	defer func() { cancel(); <-perr }()
+	go func() { defer close(ran); runErr = p.Run(pctx, c) }()
+	defer func() { cancel(); <-ran }()
 	select {
 	case <-done:
-	case err := <-perr:
-		return 0, 0, fmt.Errorf("processor stopped: %v", err)
+	case <-ran:
+		return 0, 0, fmt.Errorf("processor stopped: %v", runErr)
 	case <-time.After(10 * time.Minute):
 		return 0, 0, errors.New("the processor did not drain the backlog in 10 minutes")
 	}
-	handled, first, lastHandled := p.Progress()
+	cancel()
+	<-ran // the hook's writes happen before Run returns
 	if handled != int64(n) {
 		return 0, 0, fmt.Errorf("the processor handled %d records, want %d", handled, n)
 	}

@@ -115,7 +115,9 @@ func (p *Processor) runInput(ctx context.Context, c cluster.Config, producer gok
 			}()
 		})
 		wg.Wait()
-		p.progress.record(int64(fetches.NumRecords()), polled)
+		if p.hook != nil && fetches.NumRecords() > 0 {
+			p.hook(fetches.NumRecords(), polled)
+		}
 		cl.AllowRebalance()
 		if errored && fetches.NumRecords() == 0 {
 			// franz-go hands some errors back at once on every fetch (a
@@ -127,35 +129,6 @@ func (p *Processor) runInput(ctx context.Context, c cluster.Config, producer gok
 			}
 		}
 	}
-}
-
-// progress counts the records the input stage has handled, for benchmarks
-// and logs.
-type progress struct {
-	mu          sync.Mutex
-	records     int64
-	first, last time.Time
-}
-
-func (pr *progress) record(n int64, polled time.Time) {
-	if n == 0 {
-		return
-	}
-	pr.mu.Lock()
-	defer pr.mu.Unlock()
-	if pr.records == 0 {
-		pr.first = polled
-	}
-	pr.records += n
-	pr.last = time.Now()
-}
-
-// Progress reports how many input records this processor has handled, from
-// when the first of them was fetched to when the last was handled.
-func (p *Processor) Progress() (records int64, first, last time.Time) {
-	p.progress.mu.Lock()
-	defer p.progress.mu.Unlock()
-	return p.progress.records, p.progress.first, p.progress.last
 }
 
 // handle decodes records of one partition, in offset order, and adds them
