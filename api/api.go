@@ -34,8 +34,8 @@ import (
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/storage"
 
-	"github.com/picstats/picstats/processor"
 	"github.com/picstats/picstats/stats"
+	"github.com/picstats/picstats/table"
 )
 
 // Table is where the API reads statistics from; a *goka.View of the group
@@ -192,7 +192,7 @@ func (s *Server) publishAll(t Table) {
 // keeps its JSON for REST. The caller holds publishMu.
 func (s *Server) publish(i int, value any) {
 	k := s.kinds[i]
-	agg, err := processor.TableValue(k, value)
+	agg, err := table.Aggregate(k, value)
 	if err == nil {
 		var res []byte
 		if res, err = json.Marshal(agg.Result()); err == nil {
@@ -402,7 +402,7 @@ func (s *Server) render(t Table, i int) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read %s from the table: %w", k.Name, err)
 	}
-	agg, err := processor.TableValue(k, v)
+	agg, err := table.Aggregate(k, v)
 	if err != nil {
 		return nil, err
 	}

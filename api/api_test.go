@@ -17,8 +17,8 @@ import (
 	"github.com/lovoo/goka/storage"
 
 	"github.com/picstats/picstats/codec"
-	"github.com/picstats/picstats/processor"
 	"github.com/picstats/picstats/stats"
+	"github.com/picstats/picstats/table"
 )
 
 // mapTable stands in for the goka View in these unit tests of the routes;
@@ -47,8 +47,8 @@ func encoded(t *testing.T, name string, regs ...codec.Registration) []byte {
 		t.Fatal(err)
 	}
 	// As the processor stores it: one partition's closed batch.
-	var v processor.Value
-	if _, err := v.Apply(k, processor.Snapshot{Batch: 0, Prev: -1, Final: true, Agg: agg}); err != nil {
+	var v table.Value
+	if _, err := v.Apply(k, table.Snapshot{Batch: 0, Prev: -1, Final: true, Agg: agg}); err != nil {
 		t.Fatal(err)
 	}
 	b, _ := v.MarshalBinary()

@@ -39,6 +39,7 @@ import (
 	"github.com/picstats/picstats/codec"
 	"github.com/picstats/picstats/processor"
 	"github.com/picstats/picstats/stats"
+	"github.com/picstats/picstats/table"
 )
 
 var drainProfile string
@@ -230,7 +231,7 @@ func startView(ctx context.Context, cfg cluster.Config, names cluster.Names, bat
 			return nil
 		}
 		now := time.Now()
-		var v processor.Value
+		var v table.Value
 		if err := v.UnmarshalBinary(value); err != nil {
 			return err
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/picstats/picstats/cluster"
 	"github.com/picstats/picstats/stats"
+	"github.com/picstats/picstats/table"
 )
 
 // shutdownContext stands in for the goka.Context of a processor that is
@@ -41,23 +42,23 @@ func TestApplyStopsAtFail(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	snapshot := func(s Snapshot) []byte { b, _ := s.MarshalBinary(); return b }
-	good := snapshot(Snapshot{Partition: 0, Batch: 0, Prev: noBatch, Last: 3, Agg: nil})
+	snapshot := func(s table.Snapshot) []byte { b, _ := s.MarshalBinary(); return b }
+	good := snapshot(table.Snapshot{Partition: 0, Batch: 0, Prev: table.NoBatch, Last: 3, Agg: nil})
 	// A table value whose partition 1 holds an aggregate of another
 	// version: Apply of a snapshot of partition 0 succeeds, Stat fails.
-	badClosed, _ := (&Value{Parts: []Part{{Partition: 1, ClosedThrough: 0, Closed: []byte{k.Version + 1, 1}}}}).MarshalBinary()
+	badClosed, _ := (&table.Value{Parts: []table.Part{{Partition: 1, ClosedThrough: 0, Closed: []byte{k.Version + 1, 1}}}}).MarshalBinary()
 
 	for _, tc := range []struct {
 		name     string
 		snapshot []byte
 		value    any
 	}{
-		{"malformed snapshot", []byte{snapshotVersion + 1, 1, 2}, nil},
+		{"malformed snapshot", []byte{0xff, 1, 2}, nil},
 		{"empty snapshot", nil, nil},
-		{"truncated table value", good, []byte{valueVersion, 1, 0}},
-		{"table value with trailing bytes", good, []byte{valueVersion, 0, 0xff}},
-		{"table value of another version", good, []byte{valueVersion + 1}},
-		{"failing Apply", snapshot(Snapshot{Batch: 0, Prev: noBatch, Last: 9, Final: true, Agg: []byte{k.Version + 1, 7}}), nil},
+		{"truncated table value", good, []byte{table.ValueVersion, 1, 0}},
+		{"table value with trailing bytes", good, []byte{table.ValueVersion, 0, 0xff}},
+		{"table value of another version", good, []byte{table.ValueVersion + 1}},
+		{"failing Apply", snapshot(table.Snapshot{Batch: 0, Prev: table.NoBatch, Last: 9, Final: true, Agg: []byte{k.Version + 1, 7}}), nil},
 		{"failing Stat", good, badClosed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

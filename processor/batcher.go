@@ -11,6 +11,7 @@ import (
 	"github.com/lovoo/goka"
 
 	"github.com/picstats/picstats/stats"
+	"github.com/picstats/picstats/table"
 )
 
 // batcher pre-aggregates the input partitions this instance owns into
@@ -24,7 +25,7 @@ import (
 // statistic's final snapshot and every rejected record of the batch, offset
 // (b+1)·N is committed. No other input offset is ever committed, so whoever
 // owns p next restarts at a batch boundary and forms the very same batches;
-// Apply (table.go) makes repeated and stale snapshots harmless.
+// table.Value.Apply makes repeated and stale snapshots harmless.
 type batcher struct {
 	kinds     []stats.Kind
 	size      int64 // N, records per batch
@@ -45,7 +46,7 @@ type partition struct {
 	committed int64 // where this owner started reading; negative if unknown
 
 	mu    sync.Mutex // held while snapshots are sent, so they leave in order
-	batch int64      // open batch, noBatch before the first record
+	batch int64      // open batch, table.NoBatch before the first record
 	prev  int64
 	last  int64
 	hwm   int64 // the partition's high watermark at the last fetch
@@ -74,7 +75,7 @@ func (b *batcher) assign(committed map[int32]int64) {
 		b.parts = map[int32]*partition{}
 	}
 	for p, off := range committed {
-		b.parts[p] = &partition{id: p, committed: off, batch: noBatch}
+		b.parts[p] = &partition{id: p, committed: off, batch: table.NoBatch}
 	}
 }
 
@@ -133,7 +134,7 @@ func (b *batcher) addAll(p int32, hwm int64, fill func(add adder)) {
 func (b *batcher) add(st *partition, offset int64, rec *stats.Record, rejectKey string, rejectValue []byte) {
 	batch := offset / b.size
 	switch {
-	case st.batch == noBatch:
+	case st.batch == table.NoBatch:
 		// The batch before the first offset read counts as closed by
 		// whoever committed that offset (or as nothing, at the very start).
 		from := offset
@@ -232,7 +233,7 @@ func (b *batcher) send(st *partition, final bool, done func(error)) {
 			b.fail(err)
 			return
 		}
-		msg, _ := Snapshot{Partition: st.id, Batch: st.batch, Prev: st.prev, Last: st.last, Final: final, Agg: agg}.MarshalBinary()
+		msg, _ := table.Snapshot{Partition: st.id, Batch: st.batch, Prev: st.prev, Last: st.last, Final: final, Agg: agg}.MarshalBinary()
 		b.producer.Emit(b.snapshots, k.Name, msg).Then(done)
 	}
 	st.dirty = false

@@ -13,6 +13,7 @@ import (
 
 	"github.com/picstats/picstats/codec"
 	"github.com/picstats/picstats/stats"
+	"github.com/picstats/picstats/table"
 )
 
 // heldProducer stands in for goka's producer: every Emit's promise stays
@@ -21,7 +22,7 @@ import (
 type heldProducer struct {
 	mu       sync.Mutex
 	finish   []goka.PromiseFinisher
-	emits    []Snapshot
+	emits    []table.Snapshot
 	notify   chan struct{} // capacity 1: something was emitted
 	snapshot string        // the topic whose values are decoded into emits
 }
@@ -35,7 +36,7 @@ func (h *heldProducer) Emit(topic, _ string, value []byte) *goka.Promise {
 	h.mu.Lock()
 	h.finish = append(h.finish, finish)
 	if topic == h.snapshot {
-		var s Snapshot
+		var s table.Snapshot
 		if err := s.UnmarshalBinary(value); err == nil {
 			h.emits = append(h.emits, s)
 		}

@@ -11,7 +11,7 @@
 //
 // The table stage is a goka processor (group "picstats") that folds the
 // snapshots into the group table — one value per statistic, backed by a
-// Kafka changelog — by a replace-then-merge rule (table.go) that ignores
+// Kafka changelog — by a replace-then-merge rule (package table) that ignores
 // repeated and stale snapshots, and republishes each changed statistic on
 // the stats topic. Together they keep results exact through crashes,
 // restarts and rebalances without Kafka transactions.
@@ -36,6 +36,7 @@ import (
 	"github.com/picstats/picstats/cluster"
 	"github.com/picstats/picstats/codec"
 	"github.com/picstats/picstats/stats"
+	"github.com/picstats/picstats/table"
 )
 
 // Processor aggregates registrations into the enabled statistics.
@@ -227,12 +228,12 @@ func (p *Processor) apply(ctx goka.Context, msg any) {
 		p.logger.Warn("dropping a snapshot of a statistic that is not enabled here", "stat", name)
 		return
 	}
-	var snap Snapshot
+	var snap table.Snapshot
 	if err := snap.UnmarshalBinary(bytesOf(msg)); err != nil {
 		ctx.Fail(fmt.Errorf("snapshot of %s: %w", name, err))
 		return
 	}
-	var v Value
+	var v table.Value
 	if err := v.UnmarshalBinary(bytesOf(ctx.Value())); err != nil {
 		ctx.Fail(fmt.Errorf("table value of %s: %w", name, err)) // stop loudly rather than misread state
 		return
@@ -262,19 +263,4 @@ func (p *Processor) apply(ctx goka.Context, msg any) {
 	}
 	ctx.SetValue(b)
 	ctx.Emit(p.names.Stats, name, res)
-}
-
-// TableValue decodes a value of the group table (as a view returns it; nil
-// when the statistic has no value yet) into the aggregate of statistic k
-// over everything the table has seen.
-func TableValue(k stats.Kind, value any) (stats.Stat, error) {
-	var v Value
-	if err := v.UnmarshalBinary(bytesOf(value)); err != nil {
-		return nil, fmt.Errorf("table value of %s: %w", k.Name, err)
-	}
-	s, err := v.Stat(k)
-	if err != nil {
-		return nil, fmt.Errorf("table value of %s: %w", k.Name, err)
-	}
-	return s, nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/picstats/picstats/cluster"
 	"github.com/picstats/picstats/codec"
 	"github.com/picstats/picstats/stats"
+	"github.com/picstats/picstats/table"
 )
 
 // startTester runs the processor's real group graph and batcher on goka's
@@ -71,7 +72,7 @@ func forwardWith(producer goka.Producer, topic goka.Stream) func(string, []byte,
 func result(t *testing.T, tt *tester.Tester, names cluster.Names, stat string) string {
 	t.Helper()
 	k, _ := stats.Lookup(stat)
-	s, err := TableValue(k, tt.TableValue(names.Table(), stat))
+	s, err := table.Aggregate(k, tt.TableValue(names.Table(), stat))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,11 +182,11 @@ func TestOnlyEnabledStatisticsAreKept(t *testing.T) {
 
 func TestStateOfAnotherVersionFailsLoudly(t *testing.T) {
 	k, _ := stats.Lookup("count")
-	if _, err := TableValue(k, []byte{valueVersion + 1, 0}); !errors.Is(err, stats.ErrVersion) {
+	if _, err := table.Aggregate(k, []byte{table.ValueVersion + 1, 0}); !errors.Is(err, stats.ErrVersion) {
 		t.Fatalf("table value of another format version: err %v, want ErrVersion", err)
 	}
-	var v Value
-	if _, err := v.Apply(k, Snapshot{Batch: 0, Prev: -1, Final: true, Agg: []byte{k.Version + 1, 2}}); !errors.Is(err, stats.ErrVersion) {
+	var v table.Value
+	if _, err := v.Apply(k, table.Snapshot{Batch: 0, Prev: -1, Final: true, Agg: []byte{k.Version + 1, 2}}); !errors.Is(err, stats.ErrVersion) {
 		t.Fatalf("aggregate of another statistic version: err %v, want ErrVersion", err)
 	}
 }

@@ -1,4 +1,10 @@
-package processor
+// Package table holds the contract between picstats' two stages and the heart
+// of its exactness argument: the Snapshot the input stage sends for a batch
+// of an input partition, the Value the group table keeps per statistic, and
+// the replace-then-merge rule (Value.Apply) that makes repeated and stale
+// snapshots harmless. The processor writes these formats; the API reads
+// them (Aggregate); neither needs the other.
+package table
 
 import (
 	"encoding/binary"
@@ -20,7 +26,7 @@ type Value struct {
 // Part is one input partition's share of a statistic.
 type Part struct {
 	Partition     int32
-	ClosedThrough int64  // last batch merged into Closed; noBatch if none
+	ClosedThrough int64  // last batch merged into Closed; NoBatch if none
 	Closed        []byte // merged aggregate of batches ≤ ClosedThrough (stats.Kind encoding; empty: nothing)
 	Open          *OpenBatch
 }
@@ -32,12 +38,13 @@ type OpenBatch struct {
 	Agg   []byte
 }
 
-const noBatch = -1
+// NoBatch stands for "no batch" where a batch number is expected.
+const NoBatch = -1
 
 func (v *Value) part(p int32) *Part {
 	i, found := slices.BinarySearchFunc(v.Parts, p, func(x Part, p int32) int { return int(x.Partition - p) })
 	if !found {
-		v.Parts = slices.Insert(v.Parts, i, Part{Partition: p, ClosedThrough: noBatch})
+		v.Parts = slices.Insert(v.Parts, i, Part{Partition: p, ClosedThrough: NoBatch})
 	}
 	return &v.Parts[i]
 }
@@ -57,7 +64,7 @@ func (v *Value) part(p int32) *Part {
 // one changes nothing. Apply reports whether the value changed.
 func (v *Value) Apply(k stats.Kind, s Snapshot) (bool, error) {
 	p := v.part(s.Partition)
-	if p.ClosedThrough != noBatch && (s.Batch <= p.ClosedThrough || s.Prev > p.ClosedThrough) {
+	if p.ClosedThrough != NoBatch && (s.Batch <= p.ClosedThrough || s.Prev > p.ClosedThrough) {
 		return false, nil
 	}
 	if !s.Final {
@@ -109,11 +116,12 @@ func openAgg(o *OpenBatch) []byte {
 	return o.Agg
 }
 
-const valueVersion = 1
+// ValueVersion is the format version of an encoded Value.
+const ValueVersion = 1
 
 // MarshalBinary encodes the value for the table's changelog.
 func (v *Value) MarshalBinary() ([]byte, error) {
-	b := []byte{valueVersion}
+	b := []byte{ValueVersion}
 	b = binary.AppendUvarint(b, uint64(len(v.Parts)))
 	for _, p := range v.Parts {
 		b = binary.AppendVarint(b, int64(p.Partition))
@@ -139,8 +147,8 @@ func (v *Value) UnmarshalBinary(data []byte) error {
 	if len(data) == 0 {
 		return nil
 	}
-	if data[0] != valueVersion {
-		return fmt.Errorf("%w: table format version %d, this build reads %d: %w", errBadValue, data[0], valueVersion, stats.ErrVersion)
+	if data[0] != ValueVersion {
+		return fmt.Errorf("%w: table format version %d, this build reads %d: %w", errBadValue, data[0], ValueVersion, stats.ErrVersion)
 	}
 	r := wire.NewReader(data[1:])
 	n := r.Uvarint("partitions")
@@ -155,4 +163,24 @@ func (v *Value) UnmarshalBinary(data []byte) error {
 		return fmt.Errorf("%w: %w", errBadValue, err)
 	}
 	return nil
+}
+
+// Aggregate decodes a value of the group table (as a goka View returns it,
+// raw bytes; nil when the statistic has no value yet) into the aggregate of statistic k
+// over everything the table has seen.
+func Aggregate(k stats.Kind, value any) (stats.Stat, error) {
+	var v Value
+	if err := v.UnmarshalBinary(bytesOf(value)); err != nil {
+		return nil, fmt.Errorf("table value of %s: %w", k.Name, err)
+	}
+	s, err := v.Stat(k)
+	if err != nil {
+		return nil, fmt.Errorf("table value of %s: %w", k.Name, err)
+	}
+	return s, nil
+}
+
+func bytesOf(msg any) []byte {
+	b, _ := msg.([]byte) // a null value arrives as nil
+	return b
 }

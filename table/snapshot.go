@@ -1,4 +1,4 @@
-package processor
+package table
 
 import (
 	"encoding/binary"

@@ -1,4 +1,4 @@
-package processor
+package table
 
 import (
 	"errors"
@@ -41,7 +41,7 @@ func audit(t *testing.T, k stats.Kind, v *Value, firstBatch int64) int64 {
 	p := v.Parts[0]
 	want := k.New()
 	covered := int64(0)
-	if p.ClosedThrough != noBatch {
+	if p.ClosedThrough != NoBatch {
 		s, _ := k.Decode(aggOf(t, k, firstBatch*simBatch, (p.ClosedThrough+1)*simBatch-1))
 		want.Merge(s)
 		covered += (p.ClosedThrough + 1 - firstBatch) * simBatch
@@ -75,7 +75,7 @@ type owner struct {
 }
 
 func newOwner(k stats.Kind, committed int64) *owner {
-	return &owner{next: committed, batch: noBatch, prev: committed/simBatch - 1, agg: k.New()}
+	return &owner{next: committed, batch: NoBatch, prev: committed/simBatch - 1, agg: k.New()}
 }
 
 func (o *owner) snapshot(t *testing.T, k stats.Kind, final bool) {
@@ -88,7 +88,7 @@ func (o *owner) snapshot(t *testing.T, k stats.Kind, final bool) {
 
 func (o *owner) step(t *testing.T, k stats.Kind, rng *rand.Rand) {
 	b := o.next / simBatch
-	if o.batch != noBatch && b != o.batch {
+	if o.batch != NoBatch && b != o.batch {
 		o.snapshot(t, k, true)
 		o.prev, o.agg = o.batch, k.New()
 	}
@@ -236,9 +236,9 @@ func TestSnapshotRoundTrip(t *testing.T) {
 
 func TestMalformedValuesFail(t *testing.T) {
 	for _, bad := range [][]byte{
-		{valueVersion, 2},                // two partitions announced, none there
-		{valueVersion, 1, 0, 1, 5, 1, 2}, // closed aggregate shorter than its length
-		{valueVersion, 0, 7},             // trailing bytes
+		{ValueVersion, 2},                // two partitions announced, none there
+		{ValueVersion, 1, 0, 1, 5, 1, 2}, // closed aggregate shorter than its length
+		{ValueVersion, 0, 7},             // trailing bytes
 	} {
 		var v Value
 		if err := v.UnmarshalBinary(bad); !errors.Is(err, errBadValue) {
