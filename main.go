@@ -8,8 +8,10 @@
 //	picstats api        serve the statistics over HTTP from a view of the table
 //	picstats datafeed   produce random registrations on the picture topic
 //	picstats tail       print every record of a topic
+//	picstats probe      GET a URL and exit 0 if it answers 200 (health checks)
 //
-// Run "picstats <subcommand> --help" for the flags of each.
+// Run "picstats <subcommand> --help" for the flags of each: a role takes
+// only the flags it uses (flags.go).
 package main
 
 import (
@@ -30,6 +32,7 @@ import (
 	"github.com/picstats/picstats/api"
 	"github.com/picstats/picstats/cluster"
 	"github.com/picstats/picstats/datafeed"
+	"github.com/picstats/picstats/hub"
 	"github.com/picstats/picstats/processor"
 	"github.com/picstats/picstats/stats"
 	"github.com/picstats/picstats/tail"
@@ -138,7 +141,7 @@ func runProcessor(ctx context.Context, o *options) error {
 }
 
 func runAPI(ctx context.Context, o *options) error {
-	srv := api.New(o.stats, o.logger, api.WithHubOptions(api.WithAllowedOrigins(o.allowedOrigins...)),
+	srv := api.New(o.stats, o.logger, api.WithHubOptions(hub.WithAllowedOrigins(o.allowedOrigins...)),
 		api.WithStaleAfter(o.staleAfter), api.WithWedgedAfter(o.wedgedAfter))
 	srv.ServeImages(o.feed.Images) // the dashboard's thumbnails
 	ln, err := net.Listen("tcp", o.addr)

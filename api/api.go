@@ -4,7 +4,7 @@
 //	GET /api/stats          every enabled statistic: {"<name>": <result>, ...}
 //	GET /api/stats/{name}   one statistic's result
 //	GET /api/statistics     the enabled statistics with their descriptions
-//	GET /api/ws             websocket: a snapshot of every statistic, then every change (see Hub)
+//	GET /api/ws             websocket: a snapshot of every statistic, then every change (see package hub)
 //	GET /healthz            the serving loop makes progress (503 when it is wedged)
 //	GET /readyz             the view is current: recovered, and caught up with the table within --stale-after (503 otherwise)
 //	GET /                   the live dashboard page (see dashboard.go)
@@ -34,6 +34,7 @@ import (
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/storage"
 
+	"github.com/picstats/picstats/hub"
 	"github.com/picstats/picstats/stats"
 	"github.com/picstats/picstats/table"
 )
@@ -56,7 +57,7 @@ type Server struct {
 	live       atomic.Bool              // the View has recovered once: Update publishes, REST serves
 	fresh      freshness
 	publishing atomic.Int64 // when the running publishAll started (unix ns), 0 if none runs
-	hub        *Hub
+	hub        *hub.Hub
 	publishMu  sync.Mutex             // orders the publishes of Update and publishAll
 	images     atomic.Pointer[string] // the pictures folder; nil until ServeImages
 	logger     *slog.Logger
@@ -64,14 +65,14 @@ type Server struct {
 	staleAfter     time.Duration
 	wedgedAfter    time.Duration
 	sampleInterval time.Duration
-	hubOpts        []HubOption
+	hubOpts        []hub.Option
 }
 
 // Option configures a Server.
 type Option func(*Server)
 
 // WithHubOptions configures the server's websocket hub.
-func WithHubOptions(opts ...HubOption) Option {
+func WithHubOptions(opts ...hub.Option) Option {
 	return func(s *Server) { s.hubOpts = append(s.hubOpts, opts...) }
 }
 
@@ -107,7 +108,7 @@ func New(kinds []stats.Kind, logger *slog.Logger, opts ...Option) *Server {
 	for _, o := range opts {
 		o(s)
 	}
-	s.hub = NewHub(append([]HubOption{WithHubLogger(logger)}, s.hubOpts...)...)
+	s.hub = hub.New(append([]hub.Option{hub.WithLogger(logger)}, s.hubOpts...)...)
 	for i, k := range kinds {
 		s.byName = append(s.byName, i)
 		name, _ := json.Marshal(k.Name)
@@ -118,7 +119,7 @@ func New(kinds []stats.Kind, logger *slog.Logger, opts ...Option) *Server {
 }
 
 // Hub returns the server's websocket hub.
-func (s *Server) Hub() *Hub { return s.hub }
+func (s *Server) Hub() *hub.Hub { return s.hub }
 
 // kind returns the index in s.kinds of the enabled statistic of that name.
 func (s *Server) kind(name string) (int, bool) {

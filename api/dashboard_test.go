@@ -33,18 +33,20 @@ func get(t *testing.T, h http.Handler, method, target string, header http.Header
 	return rec
 }
 
-// wantJSONError fails unless rec is a JSON error with that status.
-func wantJSONError(t *testing.T, rec *httptest.ResponseRecorder, status int, contains string) {
+// wantJSONError fails unless the answer is a JSON error with that status
+// whose message contains contains.
+func wantJSONError(t *testing.T, resp *http.Response, status int, contains string) {
 	t.Helper()
-	if rec.Code != status {
-		t.Fatalf("status %d, want %d; body %s", rec.Code, status, rec.Body)
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != status {
+		t.Fatalf("status %d, want %d; body %s", resp.StatusCode, status, b)
 	}
-	if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
 		t.Fatalf("Content-Type %q, want application/json", ct)
 	}
 	var body struct{ Error string }
-	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || body.Error == "" {
-		t.Fatalf("body %q is not a JSON error: %v", rec.Body, err)
+	if err := json.Unmarshal(b, &body); err != nil || body.Error == "" {
+		t.Fatalf("body %q is not a JSON error: %v", b, err)
 	}
 	if !strings.Contains(body.Error, contains) {
 		t.Fatalf("error %q, want it to contain %q", body.Error, contains)
@@ -108,10 +110,10 @@ func TestDashboardFilesNotFound(t *testing.T) {
 			if rec.Code == http.StatusMovedPermanently { // gorilla/mux cleans paths with ".." by a redirect
 				return
 			}
-			wantJSONError(t, rec, http.StatusNotFound, "")
+			wantJSONError(t, rec.Result(), http.StatusNotFound, "")
 		})
 	}
-	wantJSONError(t, get(t, h, "POST", "/", nil), http.StatusMethodNotAllowed, "method POST not allowed")
+	wantJSONError(t, get(t, h, "POST", "/", nil).Result(), http.StatusMethodNotAllowed, "method POST not allowed")
 }
 
 // jpeg is the start of a JPEG file: enough for the server, which sends bytes.
@@ -193,13 +195,13 @@ func TestImages(t *testing.T) {
 	for _, tt := range notFound {
 		t.Run(tt.name, func(t *testing.T) {
 			rec := get(t, h, "GET", tt.path, nil)
-			wantJSONError(t, rec, http.StatusNotFound, "")
+			wantJSONError(t, rec.Result(), http.StatusNotFound, "")
 			if strings.Contains(rec.Body.String(), "TOP-SECRET-CONTENT") {
 				t.Errorf("body %s leaks a file outside the folder", rec.Body)
 			}
 		})
 	}
-	wantJSONError(t, get(t, h, "POST", "/images/000000243626.jpg", nil), http.StatusMethodNotAllowed, "method POST not allowed")
+	wantJSONError(t, get(t, h, "POST", "/images/000000243626.jpg", nil).Result(), http.StatusMethodNotAllowed, "method POST not allowed")
 }
 
 func TestImagesWithoutFolder(t *testing.T) {
@@ -216,7 +218,7 @@ func TestImagesWithoutFolder(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newTestServer()
 			tt.setup(s)
-			wantJSONError(t, get(t, s.Handler(), "GET", "/images/000000243626.jpg", nil), http.StatusNotFound, tt.want)
+			wantJSONError(t, get(t, s.Handler(), "GET", "/images/000000243626.jpg", nil).Result(), http.StatusNotFound, tt.want)
 		})
 	}
 }

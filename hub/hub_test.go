@@ -1,4 +1,4 @@
-package api
+package hub
 
 import (
 	"context"
@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/picstats/picstats/internal/await"
 )
 
 // hubServer is a running hub behind a real HTTP server.
@@ -26,7 +28,7 @@ type hubServer struct {
 	err    error         // what Run returned
 }
 
-func startHub(t *testing.T, opts ...HubOption) *hubServer {
+func startHub(t *testing.T, opts ...Option) *hubServer {
 	t.Helper()
 	hs := newHubServer(t, opts...)
 	hs.run(t)
@@ -34,10 +36,10 @@ func startHub(t *testing.T, opts ...HubOption) *hubServer {
 }
 
 // newHubServer serves a hub whose Run is not started yet.
-func newHubServer(t *testing.T, opts ...HubOption) *hubServer {
+func newHubServer(t *testing.T, opts ...Option) *hubServer {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	h := NewHub(append([]HubOption{WithHubLogger(logger)}, opts...)...)
+	h := New(append([]Option{WithLogger(logger)}, opts...)...)
 	hs := &hubServer{hub: h, srv: httptest.NewServer(h), cancel: func() {}, done: make(chan struct{})}
 	t.Cleanup(hs.srv.Close)
 	return hs
@@ -107,18 +109,6 @@ func readMessage(t *testing.T, conn *websocket.Conn, within time.Duration) wsMes
 		t.Fatalf("message %s: want v 1 and a stats object", b)
 	}
 	return m
-}
-
-// waitFor polls cond: for state that no message announces, like Clients().
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func assertStats(t *testing.T, m wsMessage, typ string, want map[string]string) {
@@ -279,7 +269,7 @@ func TestHubDropsSlowClient(t *testing.T) {
 
 	slow := hs.dial(t, nil) // never reads, until it has been dropped
 	fast := hs.dial(t, nil)
-	waitFor(t, 5*time.Second, "two clients", func() bool { return hs.hub.Clients() == 2 })
+	await.True(t, 5*time.Second, "two clients", func() bool { return hs.hub.Clients() == 2 })
 
 	// The fast client reports every value it gets, in order.
 	got := make(chan int, 1024)
@@ -371,7 +361,7 @@ func TestHubDropsClientWithoutPongs(t *testing.T) {
 	conn := hs.dial(t, nil)
 	// Pongs are only sent while reading; this client stops after the snapshot.
 	readMessage(t, conn, 5*time.Second)
-	waitFor(t, 5*time.Second, "the silent client to be dropped", func() bool { return hs.hub.Clients() == 0 })
+	await.True(t, 5*time.Second, "the silent client to be dropped", func() bool { return hs.hub.Clients() == 0 })
 }
 
 // A client that reads, and so answers pings, stays past the pong wait. The

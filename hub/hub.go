@@ -1,4 +1,9 @@
-package api
+// Package hub fans statistic results out to websocket clients: a snapshot
+// of every statistic on connect, then coalesced updates, with a rate cap,
+// per-client buffers that drop slow clients, pings, and a bounded
+// shutdown. It knows nothing of Kafka or of picstats' statistics: a result
+// is a name and a JSON value.
+package hub
 
 import (
 	"bytes"
@@ -85,13 +90,13 @@ type hubClient struct {
 	readDone chan struct{} // closed when the reader has stopped
 }
 
-// HubOption configures a Hub.
-type HubOption func(*Hub)
+// Option configures a Hub.
+type Option func(*Hub)
 
 // WithAllowedOrigins allows browsers from these origins, given as exact
 // "scheme://host[:port]" values, or "*" for any, on top of same-origin pages
 // and clients that send no Origin (non-browser clients).
-func WithAllowedOrigins(origins ...string) HubOption {
+func WithAllowedOrigins(origins ...string) Option {
 	return func(h *Hub) {
 		for _, o := range origins {
 			o = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(o), "/"))
@@ -108,7 +113,7 @@ func WithAllowedOrigins(origins ...string) HubOption {
 
 // WithFlushInterval sets the per-client rate cap: at most one update per
 // interval (default 100ms). Values ≤ 0 keep the default.
-func WithFlushInterval(d time.Duration) HubOption {
+func WithFlushInterval(d time.Duration) Option {
 	return func(h *Hub) {
 		if d > 0 {
 			h.flushInterval = d
@@ -118,7 +123,7 @@ func WithFlushInterval(d time.Duration) HubOption {
 
 // WithClientBuffer sets how many messages may be queued for a client before
 // it is dropped as too slow (default 16). Values ≤ 0 keep the default.
-func WithClientBuffer(n int) HubOption {
+func WithClientBuffer(n int) Option {
 	return func(h *Hub) {
 		if n > 0 {
 			h.clientBuffer = n
@@ -128,7 +133,7 @@ func WithClientBuffer(n int) HubOption {
 
 // WithPingInterval sets how often clients are pinged (default 20s); a client
 // that sends no pong for 2.5 intervals is dropped. Values ≤ 0 keep the default.
-func WithPingInterval(d time.Duration) HubOption {
+func WithPingInterval(d time.Duration) Option {
 	return func(h *Hub) {
 		if d > 0 {
 			h.pingInterval = d
@@ -138,7 +143,7 @@ func WithPingInterval(d time.Duration) HubOption {
 
 // WithWriteTimeout bounds every write to a client, and how long shutdown waits
 // for clients to acknowledge the close (default 5s). Values ≤ 0 keep the default.
-func WithWriteTimeout(d time.Duration) HubOption {
+func WithWriteTimeout(d time.Duration) Option {
 	return func(h *Hub) {
 		if d > 0 {
 			h.writeTimeout = d
@@ -146,8 +151,8 @@ func WithWriteTimeout(d time.Duration) HubOption {
 	}
 }
 
-// WithHubLogger sets the logger (default slog.Default()).
-func WithHubLogger(l *slog.Logger) HubOption {
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option {
 	return func(h *Hub) {
 		if l != nil {
 			h.logger = l
@@ -155,8 +160,8 @@ func WithHubLogger(l *slog.Logger) HubOption {
 	}
 }
 
-// NewHub returns a hub; start it with Run and serve it with ServeHTTP.
-func NewHub(opts ...HubOption) *Hub {
+// New returns a hub; start it with Run and serve it with ServeHTTP.
+func New(opts ...Option) *Hub {
 	h := &Hub{
 		flushInterval: 100 * time.Millisecond,
 		pingInterval:  20 * time.Second,
@@ -552,4 +557,12 @@ func (h *Hub) shutdown() {
 		_ = c.conn.Close() // fails their pending reads and writes; safe concurrently
 	}
 	<-done
+}
+
+// writeError answers with a JSON error, as the rest of the API does.
+func writeError(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg}) // the client may have gone
 }
