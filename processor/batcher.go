@@ -27,21 +27,32 @@ import (
 // owns p next restarts at a batch boundary and forms the very same batches;
 // table.Value.Apply makes repeated and stale snapshots harmless.
 type batcher struct {
-	kinds     []stats.Kind
-	size      int64 // N, records per batch
-	snapshots string
+	kinds  []stats.Kind
+	size   int64 // N, records per batch
+	out    outputs
+	logger *slog.Logger
+
+	mu    sync.RWMutex
+	parts map[int32]*ownedPartition
+}
+
+// outputs are where a batcher's results go.
+type outputs struct {
+	snapshots string                                           // the snapshots topic
 	producer  goka.Producer                                    // sends snapshots, in order
 	forward   func(key string, value []byte, done func(error)) // sends a rejected record
 	commit    func(p int32, offset int64)                      // commits an input offset; called in offset order per partition, must not block
-	fail      func(error)
-	logger    *slog.Logger
-
-	mu    sync.RWMutex
-	parts map[int32]*partition
+	fail      func(error)                                      // a snapshot or rejected record was not stored: stop
 }
 
-// partition is the open batch of one input partition this instance owns.
-type partition struct {
+// newBatcher returns a batcher of kinds into batches of size offsets.
+func newBatcher(kinds []stats.Kind, size int64, out outputs, logger *slog.Logger) *batcher {
+	return &batcher{kinds: kinds, size: size, out: out, logger: logger, parts: map[int32]*ownedPartition{}}
+}
+
+// ownedPartition is the open batch of one input partition this instance
+// owns.
+type ownedPartition struct {
 	id        int32
 	committed int64 // where this owner started reading; negative if unknown
 
@@ -71,11 +82,8 @@ type pendingBatch struct {
 func (b *batcher) assign(committed map[int32]int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.parts == nil {
-		b.parts = map[int32]*partition{}
-	}
 	for p, off := range committed {
-		b.parts[p] = &partition{id: p, committed: off, batch: table.NoBatch}
+		b.parts[p] = &ownedPartition{id: p, committed: off, batch: table.NoBatch}
 	}
 }
 
@@ -89,14 +97,14 @@ func (b *batcher) revoke(parts []int32) {
 	}
 }
 
-func (b *batcher) partition(p int32) *partition {
+func (b *batcher) owned(p int32) *ownedPartition {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	return b.parts[p]
 }
 
 // owns reports whether st is still the state of an owned partition.
-func (b *batcher) owns(st *partition) bool {
+func (b *batcher) owns(st *ownedPartition) bool {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	return b.parts[st.id] == st
@@ -115,7 +123,7 @@ type adder func(offset int64, rec *stats.Record, rejectKey string, rejectValue [
 // lock per fetched partition rather than per record keeps the cores that
 // handle other partitions off shared cache lines.
 func (b *batcher) addAll(p int32, hwm int64, fill func(add adder)) {
-	st := b.partition(p)
+	st := b.owned(p)
 	if st == nil {
 		// Not assigned (any more): its owner reads it. Starting a batch
 		// here, mid-way, would send snapshots of part of a batch.
@@ -131,7 +139,7 @@ func (b *batcher) addAll(p int32, hwm int64, fill func(add adder)) {
 }
 
 // add is an adder for st; st.mu is held.
-func (b *batcher) add(st *partition, offset int64, rec *stats.Record, rejectKey string, rejectValue []byte) {
+func (b *batcher) add(st *ownedPartition, offset int64, rec *stats.Record, rejectKey string, rejectValue []byte) {
 	batch := offset / b.size
 	switch {
 	case st.batch == table.NoBatch:
@@ -141,12 +149,12 @@ func (b *batcher) add(st *partition, offset int64, rec *stats.Record, rejectKey 
 		if st.committed >= 0 {
 			from = st.committed
 		}
-		b.open(st, batch, from/b.size-1)
+		b.begin(st, batch, from/b.size-1)
 	case batch > st.batch:
-		b.close(st)
-		b.open(st, batch, st.batch)
+		b.finalise(st)
+		b.begin(st, batch, st.batch)
 	case batch < st.batch:
-		b.fail(fmt.Errorf("partition %d went back from batch %d to offset %d", st.id, st.batch, offset))
+		b.out.fail(fmt.Errorf("partition %d went back from batch %d to offset %d", st.id, st.batch, offset))
 		return
 	}
 	for _, a := range st.aggs {
@@ -156,9 +164,9 @@ func (b *batcher) add(st *partition, offset int64, rec *stats.Record, rejectKey 
 	if rec.Rejected != "" {
 		pb := st.open
 		pb.acks.Add(1)
-		b.forward(rejectKey, rejectValue, func(err error) {
+		b.out.forward(rejectKey, rejectValue, func(err error) {
 			if err != nil {
-				b.fail(fmt.Errorf("rejected record %s not forwarded: %w", rejectKey, err))
+				b.out.fail(fmt.Errorf("rejected record %s not forwarded: %w", rejectKey, err))
 				return
 			}
 			b.ack(st, pb)
@@ -166,8 +174,8 @@ func (b *batcher) add(st *partition, offset int64, rec *stats.Record, rejectKey 
 	}
 }
 
-// open starts batch of st; st.mu is held.
-func (b *batcher) open(st *partition, batch, prev int64) {
+// begin starts batch of st; st.mu is held.
+func (b *batcher) begin(st *ownedPartition, batch, prev int64) {
 	st.batch, st.prev = batch, prev
 	st.aggs = make([]stats.Stat, len(b.kinds))
 	for i, k := range b.kinds {
@@ -181,13 +189,14 @@ func (b *batcher) open(st *partition, batch, prev int64) {
 	st.pendMu.Unlock()
 }
 
-// close sends the final snapshot of st's open batch; st.mu is held.
-func (b *batcher) close(st *partition) {
+// finalise sends the final snapshot of st's open batch, which closes it;
+// st.mu is held.
+func (b *batcher) finalise(st *ownedPartition) {
 	pb := st.open
 	pb.acks.Add(int64(len(b.kinds)))
 	b.send(st, true, func(err error) {
 		if err != nil {
-			b.fail(fmt.Errorf("final snapshot of partition %d batch %d not stored: %w", st.id, pb.batch, err))
+			b.out.fail(fmt.Errorf("final snapshot of partition %d batch %d not stored: %w", st.id, pb.batch, err))
 			return
 		}
 		b.ack(st, pb)
@@ -195,7 +204,7 @@ func (b *batcher) close(st *partition) {
 	b.ack(st, pb) // release the guard
 }
 
-func (b *batcher) ack(st *partition, pb *pendingBatch) {
+func (b *batcher) ack(st *ownedPartition, pb *pendingBatch) {
 	if pb.acks.Add(-1) == 0 {
 		b.commitAcknowledged(st)
 	}
@@ -207,7 +216,7 @@ func (b *batcher) ack(st *partition, pb *pendingBatch) {
 // load the table stage with values that are replaced at once.
 func (b *batcher) flush() {
 	b.mu.RLock()
-	parts := make([]*partition, 0, len(b.parts))
+	parts := make([]*ownedPartition, 0, len(b.parts))
 	for _, st := range b.parts {
 		parts = append(parts, st)
 	}
@@ -217,7 +226,7 @@ func (b *batcher) flush() {
 		if st.dirty && st.hwm-st.last-1 < b.size {
 			b.send(st, false, func(err error) {
 				if err != nil {
-					b.fail(fmt.Errorf("snapshot of partition %d not stored: %w", st.id, err))
+					b.out.fail(fmt.Errorf("snapshot of partition %d not stored: %w", st.id, err))
 				}
 			})
 		}
@@ -226,15 +235,15 @@ func (b *batcher) flush() {
 }
 
 // send emits one snapshot per statistic of st's open batch; st.mu is held.
-func (b *batcher) send(st *partition, final bool, done func(error)) {
+func (b *batcher) send(st *ownedPartition, final bool, done func(error)) {
 	for i, k := range b.kinds {
 		agg, err := k.Encode(st.aggs[i])
 		if err != nil {
-			b.fail(err)
+			b.out.fail(err)
 			return
 		}
 		msg, _ := table.Snapshot{Partition: st.id, Batch: st.batch, Prev: st.prev, Last: st.last, Final: final, Agg: agg}.MarshalBinary()
-		b.producer.Emit(b.snapshots, k.Name, msg).Then(done)
+		b.out.producer.Emit(b.out.snapshots, k.Name, msg).Then(done)
 	}
 	st.dirty = false
 }
@@ -248,7 +257,7 @@ func (b *batcher) send(st *partition, final bool, done func(error)) {
 // their boundaries in order under the lock, and had they handed them on
 // after it, the lower one could overtake the higher and the partition's
 // committed offset go back. b.commit must not block for long.
-func (b *batcher) commitAcknowledged(st *partition) {
+func (b *batcher) commitAcknowledged(st *ownedPartition) {
 	st.pendMu.Lock()
 	defer st.pendMu.Unlock()
 	commit := int64(-1)
@@ -257,7 +266,7 @@ func (b *batcher) commitAcknowledged(st *partition) {
 		st.pending = st.pending[1:]
 	}
 	if commit >= 0 && b.owns(st) { // a lost partition's new owner commits for itself
-		b.commit(st.id, commit)
+		b.out.commit(st.id, commit)
 	}
 }
 

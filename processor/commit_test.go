@@ -103,14 +103,14 @@ func TestCommittedOffsetsOnlyGrow(t *testing.T) {
 	var fwdMu sync.Mutex
 	var forwarded []func(error)
 	var log commitLog
-	b := &batcher{kinds: kinds, size: size, snapshots: "snapshots", producer: producer,
+	b := newBatcher(kinds, size, outputs{snapshots: "snapshots", producer: producer,
 		forward: func(_ string, _ []byte, done func(error)) {
 			fwdMu.Lock()
 			forwarded = append(forwarded, done)
 			fwdMu.Unlock()
 		},
-		commit: log.commit, logger: slog.New(slog.DiscardHandler),
-		fail: func(err error) { t.Errorf("batcher: %v", err) }}
+		commit: log.commit,
+		fail:   func(err error) { t.Errorf("batcher: %v", err) }}, slog.New(slog.DiscardHandler))
 	parts := []int32{0, 1}
 	b.assign(map[int32]int64{0: -1, 1: -1})
 

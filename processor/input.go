@@ -26,10 +26,21 @@ import (
 // It also runs the batcher's snapshot flusher. When ctx is cancelled it
 // stops reading and flushing, waits until the producer has every
 // acknowledgement, commits the last boundaries and leaves the group.
-func (p *Processor) runInput(ctx context.Context, c cluster.Config, producer goka.Producer) error {
+func (p *Processor) runInput(ctx context.Context, c cluster.Config, producer goka.Producer, fail func(error)) error {
 	topic := string(c.Names.Pictures)
-	var cl *kgo.Client // commits begin only after the first fetch, when cl is set
+	// Commits and forwarded records begin only after the first fetch, when
+	// cl is set; the batcher must exist before, for the client's callbacks.
+	var cl *kgo.Client
 	commits := newCommitter(p.logger, func(offsets map[int32]int64) { commitOffsets(cl, topic, offsets, p.logger) })
+	p.batcher = newBatcher(p.kinds, p.batch, outputs{
+		snapshots: string(c.Names.Snapshots()),
+		producer:  producer,
+		forward: func(key string, value []byte, done func(error)) {
+			cl.Produce(context.Background(), &kgo.Record{Key: []byte(key), Value: value}, func(_ *kgo.Record, err error) { done(err) })
+		},
+		commit: commits.request,
+		fail:   fail,
+	}, p.logger)
 	cl, err := c.Client(
 		kgo.ConsumerGroup(c.Names.InputGroup()),
 		kgo.ConsumeTopics(topic),
@@ -61,10 +72,6 @@ func (p *Processor) runInput(ctx context.Context, c cluster.Config, producer gok
 		return err
 	}
 	defer cl.Close()
-	p.batcher.commit = commits.request
-	p.batcher.forward = func(key string, value []byte, done func(error)) {
-		cl.Produce(context.Background(), &kgo.Record{Key: []byte(key), Value: value}, func(_ *kgo.Record, err error) { done(err) })
-	}
 	go commits.run()
 	stopFlush, flushed := make(chan struct{}), make(chan struct{})
 	go func() { defer close(flushed); p.batcher.run(p.interval, stopFlush) }()

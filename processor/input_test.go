@@ -51,15 +51,13 @@ func TestLateAcknowledgementAfterShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	held := newHeldProducer(string(c.Names.Snapshots()))
-	p.batcher = &batcher{kinds: p.kinds, size: p.batch, snapshots: string(c.Names.Snapshots()),
-		producer: held, logger: p.logger, fail: func(err error) { t.Errorf("batcher: %v", err) }}
 
 	// Offset 2 opens batch 1 and so closes batch 0, whose end, offset 2,
 	// becomes committable once the final snapshot is acknowledged.
 	rec := `{"picture_id":"a","weight":5}`
 	produceTo(t, c, 0, rec, rec, rec)
 	done := make(chan error, 1)
-	go func() { done <- p.runInput(ctx, c, held) }()
+	go func() { done <- p.runInput(ctx, c, held, func(err error) { t.Errorf("batcher: %v", err) }) }()
 	closed := func() bool {
 		held.mu.Lock()
 		defer held.mu.Unlock()
@@ -108,7 +106,7 @@ func TestLateAcknowledgementAfterShutdown(t *testing.T) {
 	})
 	// An acknowledgement that arrives before the revocation does ask for
 	// its commit, after the committer stopped.
-	noPanic("committing", func() { p.batcher.commit(0, 2) })
+	noPanic("committing", func() { p.batcher.out.commit(0, 2) })
 
 	adm, err := c.Client()
 	if err != nil {

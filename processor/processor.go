@@ -126,15 +126,11 @@ func (p *Processor) Run(ctx context.Context, c cluster.Config) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var failOnce sync.Once
-	p.batcher = &batcher{
-		kinds: p.kinds, size: p.batch, snapshots: string(p.names.Snapshots()),
-		producer: producer, logger: p.logger,
-		fail: func(err error) {
-			failOnce.Do(func() {
-				p.logger.Error("processor failing", "err", err)
-				cancel(fmt.Errorf("%w: %w", errBatcherFailed, err))
-			})
-		},
+	fail := func(err error) {
+		failOnce.Do(func() {
+			p.logger.Error("processor failing", "err", err)
+			cancel(fmt.Errorf("%w: %w", errBatcherFailed, err))
+		})
 	}
 	groupBuilder := func(brokers []string, group, clientID string) (sarama.ConsumerGroup, error) {
 		cg, err := c.ConsumerGroupBuilder()(brokers, group, clientID)
@@ -175,7 +171,7 @@ func (p *Processor) Run(ctx context.Context, c cluster.Config) error {
 		return err
 	}
 	go func() { defer wg.Done(); tableErr = stage(func() error { return table.Run(ctx) }) }()
-	go func() { defer wg.Done(); inputErr = stage(func() error { return p.runInput(ctx, c, producer) }) }()
+	go func() { defer wg.Done(); inputErr = stage(func() error { return p.runInput(ctx, c, producer, fail) }) }()
 	wg.Wait()
 
 	if cause := context.Cause(ctx); errors.Is(cause, errBatcherFailed) {

@@ -29,10 +29,7 @@ func startTester(t *testing.T, kinds []stats.Kind, opts ...Option) (tt *tester.T
 	if err != nil {
 		t.Fatal(err)
 	}
-	producer, _ := tt.ProducerBuilder()(nil, "", goka.DefaultHasher())
-	p.batcher = &batcher{kinds: kinds, size: p.batch, snapshots: string(names.Snapshots()),
-		producer: producer, forward: forwardWith(producer, names.Rejected), logger: slog.New(slog.DiscardHandler), commit: func(int32, int64) {},
-		fail: func(err error) { t.Errorf("batcher: %v", err) }}
+	p.batcher = testBatcher(t, tt, names, kinds, p.batch)
 	proc, err := goka.NewProcessor(nil, p.Graph(), goka.WithTester(tt))
 	if err != nil {
 		t.Fatal(err)
@@ -60,12 +57,19 @@ func startTester(t *testing.T, kinds []stats.Kind, opts ...Option) (tt *tester.T
 	return tt, names, consume, func() { p.batcher.flush(); tt.Catchup() }
 }
 
-// forwardWith forwards rejected records through a goka producer, as the
-// input stage does through its franz-go client.
-func forwardWith(producer goka.Producer, topic goka.Stream) func(string, []byte, func(error)) {
-	return func(key string, value []byte, done func(error)) {
-		producer.Emit(string(topic), key, value).Then(done)
-	}
+// testBatcher is a batcher that sends its snapshots and rejected records to
+// goka's tester, commits nothing, and fails t when it fails.
+func testBatcher(t *testing.T, tt *tester.Tester, names cluster.Names, kinds []stats.Kind, size int64) *batcher {
+	producer, _ := tt.ProducerBuilder()(nil, "", goka.DefaultHasher())
+	return newBatcher(kinds, size, outputs{
+		snapshots: string(names.Snapshots()),
+		producer:  producer,
+		forward: func(key string, value []byte, done func(error)) {
+			producer.Emit(string(names.Rejected), key, value).Then(done)
+		},
+		commit: func(int32, int64) {},
+		fail:   func(err error) { t.Errorf("batcher: %v", err) },
+	}, slog.New(slog.DiscardHandler))
 }
 
 // result reads a statistic from the group table as the API would.
@@ -224,11 +228,8 @@ func TestTopicNamesAgreeWithGoka(t *testing.T) {
 // of a batch.
 func TestRecordsOfUnownedPartitionsAreDropped(t *testing.T) {
 	tt := tester.New(t)
-	producer, _ := tt.ProducerBuilder()(nil, "", goka.DefaultHasher())
 	names := cluster.DefaultNames("")
-	b := &batcher{kinds: stats.All(), size: 10, snapshots: string(names.Snapshots()),
-		producer: producer, forward: forwardWith(producer, names.Rejected), logger: slog.New(slog.DiscardHandler), commit: func(int32, int64) {},
-		fail: func(err error) { t.Errorf("batcher: %v", err) }}
+	b := testBatcher(t, tt, names, stats.All(), 10)
 	b.assign(map[int32]int64{0: -1})
 	rec := stats.Record{Registration: codec.Registration{PictureID: "a", Weight: 5}}
 	b.addAll(1, 16, func(add adder) { add(15, &rec, "", nil) })
@@ -245,12 +246,8 @@ func TestRecordsOfUnownedPartitionsAreDropped(t *testing.T) {
 // the final snapshot carries it), and sends them again once caught up.
 func TestNoOpenSnapshotsWhileFarBehind(t *testing.T) {
 	tt := tester.New(t)
-	producer, _ := tt.ProducerBuilder()(nil, "", goka.DefaultHasher())
 	names := cluster.DefaultNames("")
-	b := &batcher{kinds: stats.All(), size: 10, snapshots: string(names.Snapshots()),
-		producer: producer, forward: forwardWith(producer, names.Rejected),
-		logger: slog.New(slog.DiscardHandler), commit: func(int32, int64) {},
-		fail: func(err error) { t.Errorf("batcher: %v", err) }}
+	b := testBatcher(t, tt, names, stats.All(), 10)
 	snapshots := tt.NewQueueTracker(string(names.Snapshots()))
 	b.assign(map[int32]int64{0: -1})
 	rec := stats.Record{Registration: codec.Registration{PictureID: "a", Weight: 5}}
