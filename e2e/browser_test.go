@@ -78,7 +78,7 @@ func TestDashboardInABrowser(t *testing.T) {
 	startAPIProcess := func() *exec.Cmd {
 		cmd := startRole(t, bin, "api", "--brokers", strings.Join(cfg.Brokers, ","), "--topic-prefix", cfg.Names.Prefix,
 			"--addr", addr, "--images", "images", "--log-level", "warn")
-		waitReady(t, url)
+		awaitReadyz(t, url, http.StatusOK, time.Minute)
 		return cmd
 	}
 	api := startAPIProcess()
@@ -152,21 +152,4 @@ func feedPictures(t *testing.T, cfg cluster.Config, rate int) {
 		}
 	}()
 	t.Cleanup(func() { cancel(); <-done; cl.Close() })
-}
-
-// waitReady polls /readyz until the API has recovered the table.
-func waitReady(t *testing.T, url string) {
-	t.Helper()
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
-		resp, err := http.Get(url + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s/readyz not ready after a minute (last error: %v)", url, err)
-		}
-	}
 }

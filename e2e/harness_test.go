@@ -21,6 +21,7 @@ import (
 	"github.com/picstats/picstats/api"
 	"github.com/picstats/picstats/cluster"
 	"github.com/picstats/picstats/codec"
+	"github.com/picstats/picstats/internal/await"
 	"github.com/picstats/picstats/processor"
 	"github.com/picstats/picstats/stats"
 )
@@ -199,28 +200,20 @@ func getJSON(url string, v any) (int, error) {
 // rejected), and returns that answer. It fails the test after timeout.
 func waitForTotal(t *testing.T, url string, want int64, timeout time.Duration) snapshot {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last snapshot
-	var lastErr error
-	for time.Now().Before(deadline) {
-		var s snapshot
-		status, err := getJSON(url+"/api/stats", &s)
-		switch {
+	var s snapshot
+	await.Until(t, timeout, fmt.Sprintf("the API to show %d records", want), func() error {
+		s = snapshot{}
+		switch status, err := getJSON(url+"/api/stats", &s); {
 		case err != nil:
-			lastErr = err
-		case status == http.StatusOK:
-			last, lastErr = s, nil
-			if s.Count.Registrations+s.Rejected.Total >= want {
-				return s
-			}
-		default:
-			lastErr = fmt.Errorf("status %d", status)
+			return err
+		case status != http.StatusOK:
+			return fmt.Errorf("status %d", status)
+		case s.Count.Registrations+s.Rejected.Total < want:
+			return fmt.Errorf("it shows %d valid + %d rejected", s.Count.Registrations, s.Rejected.Total)
 		}
-		time.Sleep(50 * time.Millisecond) // polling interval, not synchronisation
-	}
-	t.Fatalf("after %v the API shows %d valid + %d rejected records, want %d in all (last error: %v)",
-		timeout, last.Count.Registrations, last.Rejected.Total, want, lastErr)
-	return last
+		return nil
+	})
+	return s
 }
 
 // exactProblems lists how the API's answer differs from the ground truth.
@@ -254,19 +247,21 @@ func exactProblems(got snapshot, want *feed) []string {
 // another, so one answer may show some a moment before others.
 func waitForExact(t *testing.T, url string, want *feed, timeout time.Duration) (snapshot, []string) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		var s snapshot
-		status, err := getJSON(url+"/api/stats", &s)
-		if err != nil || status != http.StatusOK {
-			if time.Now().After(deadline) {
-				t.Fatalf("no answer from %s/api/stats: status %d, %v", url, status, err)
-			}
-		} else if problems := exactProblems(s, want); len(problems) == 0 || time.Now().After(deadline) {
-			return s, problems
+	var s snapshot
+	var problems []string
+	answered := false
+	await.Within(timeout, func() bool {
+		var got snapshot
+		if status, err := getJSON(url+"/api/stats", &got); err != nil || status != http.StatusOK {
+			return false
 		}
-		time.Sleep(50 * time.Millisecond) // polling interval, not synchronisation
+		s, problems, answered = got, exactProblems(got, want), true
+		return len(problems) == 0
+	})
+	if !answered {
+		t.Fatalf("no answer from %s/api/stats within %v", url, timeout)
 	}
+	return s, problems
 }
 
 // assertExact checks that the API's statistics reach the ground truth.
@@ -320,35 +315,29 @@ func onePassResults(t *testing.T, recs []*kgo.Record) map[string]string {
 // after another, so a first answer may be a moment behind on some.
 func waitForResults(t *testing.T, url string, want map[string]string, timeout time.Duration) (differ []string, got map[string]string) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	await.Within(timeout, func() bool {
 		var raw map[string]json.RawMessage
-		status, err := getJSON(url+"/api/stats", &raw)
-		if err == nil && status == http.StatusOK {
-			got, differ = map[string]string{}, nil
-			for name := range want {
-				var buf bytes.Buffer
-				if raw[name] != nil {
-					_ = json.Compact(&buf, raw[name])
-				}
-				got[name] = buf.String()
-				if got[name] != want[name] {
-					differ = append(differ, name)
-				}
+		if status, err := getJSON(url+"/api/stats", &raw); err != nil || status != http.StatusOK {
+			return false
+		}
+		got, differ = map[string]string{}, nil
+		for name := range want {
+			var buf bytes.Buffer
+			if raw[name] != nil {
+				_ = json.Compact(&buf, raw[name])
 			}
-			slices.Sort(differ)
-			if len(differ) == 0 {
-				return nil, got
+			got[name] = buf.String()
+			if got[name] != want[name] {
+				differ = append(differ, name)
 			}
 		}
-		if time.Now().After(deadline) {
-			if got == nil {
-				t.Fatalf("no answer from %s/api/stats: status %d, %v", url, status, err)
-			}
-			return differ, got
-		}
-		time.Sleep(50 * time.Millisecond) // polling interval, not synchronisation
+		slices.Sort(differ)
+		return len(differ) == 0
+	})
+	if got == nil {
+		t.Fatalf("no answer from %s/api/stats within %v", url, timeout)
 	}
+	return differ, got
 }
 
 // assertEveryStatistic checks that the API serves, for every registered

@@ -14,6 +14,7 @@ import (
 
 	"github.com/picstats/picstats/cluster"
 	"github.com/picstats/picstats/codec"
+	"github.com/picstats/picstats/internal/await"
 	"github.com/picstats/picstats/internal/testkafka"
 	"github.com/picstats/picstats/processor"
 	"github.com/picstats/picstats/stats"
@@ -135,11 +136,8 @@ func readTopic(t *testing.T, cfg cluster.Config, topic string) []*kgo.Record {
 func assertTopicsAgree(t *testing.T, cfg cluster.Config, url string, want *feed) {
 	t.Helper()
 	var problems []string
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		problems = topicProblems(t, cfg, url, want)
-		if len(problems) == 0 {
-			return
-		}
+	if await.Within(30*time.Second, func() bool { problems = topicProblems(t, cfg, url, want); return len(problems) == 0 }) {
+		return
 	}
 	t.Errorf("topics disagree with the API:\n%s", strings.Join(problems, "\n"))
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/picstats/picstats/api"
 	"github.com/picstats/picstats/cluster"
+	"github.com/picstats/picstats/internal/await"
 	"github.com/picstats/picstats/internal/testkafka"
 )
 
@@ -83,15 +85,10 @@ func readyz(t *testing.T, url string) *http.Response {
 // awaitReadyz polls /readyz until it answers code.
 func awaitReadyz(t *testing.T, url string, code int, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		resp := readyz(t, url)
-		if resp.StatusCode == code {
-			return
+	await.Until(t, timeout, fmt.Sprintf("/readyz to answer %d", code), func() error {
+		if got := readyz(t, url).StatusCode; got != code {
+			return fmt.Errorf("it answers %d", got)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz still %d after %v, want %d", resp.StatusCode, timeout, code)
-		}
-		time.Sleep(50 * time.Millisecond) // polling interval, not synchronisation
-	}
+		return nil
+	})
 }

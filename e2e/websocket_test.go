@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -98,7 +99,7 @@ func TestWebsocketFollowsTheTable(t *testing.T) {
 	// A new API replica: its View recovers the table, and the snapshot of
 	// a client that connects once it is ready holds the final count.
 	late := startAPI(t, cfg)
-	waitReady(t, late)
+	awaitReadyz(t, late, http.StatusOK, time.Minute)
 	snap := read(dial(late))
 	wantCount := fmt.Sprintf(`{"registrations":%d}`, want.count)
 	if snap.Type != "snapshot" || string(snap.Stats["count"]) != wantCount {

@@ -18,17 +18,24 @@ const Interval = 20 * time.Millisecond
 // <what>") and check's last error (the state it found).
 func Until(t testing.TB, within time.Duration, what string, check func() error) {
 	t.Helper()
+	var err error
+	if !Within(within, func() bool { err = check(); return err == nil }) {
+		t.Fatalf("waited %v for %s: %v", within, what, err)
+	}
+}
+
+// Within calls cond every Interval until it holds, for at most within, and
+// reports whether it did: for callers that report the last state
+// themselves.
+func Within(within time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(within)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
+	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("waited %v for %s: %v", within, what, err)
+			return false
 		}
 		time.Sleep(Interval)
 	}
+	return true
 }
 
 // True is Until for a condition with nothing to report.
