@@ -140,13 +140,13 @@ func TestSoak(t *testing.T) {
 
 	port := freePort(t)
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
-	common := []string{"--brokers", strings.Join(cfg.Brokers, ","), "--topic-prefix", cfg.Names.Prefix, "--partitions", "4"}
+	common := []string{"--brokers", strings.Join(cfg.Brokers, ","), "--topic-prefix", cfg.Names.Prefix}
 	role := func(name string, args ...string) []string { return append(append([]string{name}, common...), args...) }
 	procs := []*soakProc{
-		newSoakProc(t, bin, "processor-0", logs, role("processor")),
-		newSoakProc(t, bin, "processor-1", logs, role("processor")),
+		newSoakProc(t, bin, "processor-0", logs, role("processor", "--partitions", "4")),
+		newSoakProc(t, bin, "processor-1", logs, role("processor", "--partitions", "4")),
 		newSoakProc(t, bin, "api", logs, role("api", "--addr", fmt.Sprintf("127.0.0.1:%d", port))),
-		newSoakProc(t, bin, "datafeed", logs, role("datafeed", "--rate", fmt.Sprint(*soakRate))),
+		newSoakProc(t, bin, "datafeed", logs, role("datafeed", "--partitions", "4", "--rate", fmt.Sprint(*soakRate))),
 	}
 	processors, apiProc, feeder := procs[:2], procs[2], procs[3]
 	var sampler *sampler
