@@ -119,9 +119,9 @@ func (p *Processor) Graph() *goka.GroupGraph {
 // heal: no permission to read it, or a topic that no longer exists (for
 // DefaultMissingTopicWait).
 func (p *Processor) Run(ctx context.Context, c cluster.Config) error {
-	producer, err := c.ProducerBuilder()(c.Brokers, cluster.ClientID+"-snapshots", goka.DefaultHasher())
+	producer, err := newSnapshotProducer(c)
 	if err != nil {
-		return fmt.Errorf("processor: snapshot producer: %w", err)
+		return fmt.Errorf("processor: %w", err)
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
