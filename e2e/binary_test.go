@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"testing"
 	"time"
+
+	"github.com/picstats/picstats/internal/await"
 )
 
 // buildBinary builds the picstats command once per test binary.
@@ -66,32 +68,19 @@ func TestTheREADMECommandServesAGrowingCount(t *testing.T) {
 	start := time.Now()
 	cmd, url := startBinary(t, bin, "--addr", "127.0.0.1:0", "--rate", "100")
 
-	var first int64
-	deadline := time.Now().Add(60 * time.Second)
-	for first == 0 && time.Now().Before(deadline) {
-		var count struct {
+	count := func() int64 {
+		var c struct {
 			Registrations int64 `json:"registrations"`
 		}
-		if status, err := getJSON(url+"/api/stats/count", &count); err == nil && status == http.StatusOK {
-			first = count.Registrations
+		if status, err := getJSON(url+"/api/stats/count", &c); err != nil || status != http.StatusOK {
+			return 0
 		}
-		time.Sleep(50 * time.Millisecond)
+		return c.Registrations
 	}
-	if first == 0 {
-		t.Fatal("the count stayed at zero for 60 s")
-	}
+	var first int64
+	await.True(t, 60*time.Second, "a non-zero count", func() bool { first = count(); return first > 0 })
 	t.Logf("first non-zero count (%d) %v after start", first, time.Since(start).Round(time.Millisecond))
-
-	// And it grows.
-	var later struct {
-		Registrations int64 `json:"registrations"`
-	}
-	for deadline := time.Now().Add(30 * time.Second); later.Registrations <= first && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		_, _ = getJSON(url+"/api/stats/count", &later)
-	}
-	if later.Registrations <= first {
-		t.Fatalf("count stayed at %d", first)
-	}
+	await.True(t, 30*time.Second, fmt.Sprintf("the count to grow past %d", first), func() bool { return count() > first })
 
 	stopAt := time.Now()
 	stopGracefully(t, cmd)
@@ -113,6 +102,10 @@ func TestBadFlagsSayWhatToFix(t *testing.T) {
 		{[]string{"api", "--brokers", "localhost"}, `broker "localhost": want host:port`},
 		{[]string{"frobnicate"}, `unknown subcommand "frobnicate"`},
 		{[]string{"tail", "--brokers", "h:1", "--rate", "3"}, "flag provided but not defined: -rate"},
+		// Only the roles that create topics take --partitions and --replication.
+		{[]string{"api", "--brokers", "h:1", "--partitions", "4"}, "flag provided but not defined: -partitions\nUsage: picstats api"},
+		{[]string{"tail", "--brokers", "h:1", "--replication", "3"}, "picstats tail: flag provided but not defined: -replication\nRun 'picstats tail --help' for the flags."},
+		{[]string{"probe", "--brokers", "h:1"}, "picstats probe: flag provided but not defined: -brokers\nRun 'picstats probe --help' for the flags."},
 		{[]string{"--log-level", "loud"}, `--log-level "loud"`},
 		{[]string{"api", "--brokers", "h:1", "--allowed-origins", "localhost:3000"}, `--allowed-origins: "localhost:3000" is not an origin`},
 		{[]string{"api", "--brokers", "h:1", "--stats", "count,median"}, `--stats: unknown statistic "median" (known: average_weight, count,`},

@@ -49,7 +49,7 @@ func TestChaos(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, seed))
 	cfg, broker := testkafka.StartBroker(t)
 	bin := buildBinary(t)
-	common := []string{"--brokers", strings.Join(cfg.Brokers, ","), "--topic-prefix", cfg.Names.Prefix, "--partitions", "4", "--log-level", "warn"}
+	common := []string{"--brokers", strings.Join(cfg.Brokers, ","), "--topic-prefix", cfg.Names.Prefix, "--log-level", "warn"}
 	t.Logf("seed %d, %d records, %d kills over %v, batch size %d", seed, *chaosRecords, *chaosKills, *chaosDuration, *chaosBatch)
 
 	logs := t.TempDir()
@@ -63,7 +63,7 @@ func TestChaos(t *testing.T) {
 		}
 	})
 	sup := &supervisor{t: t, bin: bin, logs: logs,
-		args: append(append([]string{"processor"}, common...), "--batch-size", fmt.Sprint(*chaosBatch))}
+		args: append(append([]string{"processor"}, common...), "--partitions", "4", "--batch-size", fmt.Sprint(*chaosBatch))}
 	sup.start(0)
 	sup.start(1)
 	_, url := startBinary(t, bin, append([]string{"api", "--addr", "127.0.0.1:0"}, common...)...)
@@ -297,19 +297,25 @@ type supervisor struct {
 func (s *supervisor) start(i int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.startLocked(i)
+	if err := s.startLocked(i); err != nil {
+		s.t.Fatal(err)
+	}
 }
 
-func (s *supervisor) startLocked(i int) {
+// startLocked starts processor i; restarts run it on the goroutine that
+// waited for the previous one, where the test may not be stopped (t.Fatal
+// is for the test's own goroutine), so it returns its error.
+func (s *supervisor) startLocked(i int) error {
 	logf, err := os.OpenFile(filepath.Join(s.logs, fmt.Sprintf("processor-%d.log", i)), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
-		s.t.Fatal(err)
+		return err
 	}
 	cmd := dieWithTest(exec.Command(s.bin, s.args...))
 	cmd.Dir = ".."
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
-		s.t.Fatal(err)
+		logf.Close()
+		return fmt.Errorf("start processor %d: %w", i, err)
 	}
 	s.procs[i] = cmd
 	s.wg.Add(1)
@@ -329,8 +335,11 @@ func (s *supervisor) startLocked(i int) {
 			s.t.Logf("processor %d exited on its own (%v): %s", i, err, lastLine(logf.Name()))
 			time.Sleep(time.Second) // a restart policy's back-off
 		}
-		s.startLocked(i)
+		if err := s.startLocked(i); err != nil {
+			s.t.Errorf("restarting processor %d: %v", i, err)
+		}
 	}()
+	return nil
 }
 
 // kill SIGKILLs processor i, once it is running again after a previous kill.

@@ -24,15 +24,15 @@ import (
 func TestRolesAsSeparateProcesses(t *testing.T) {
 	cfg := testkafka.Start(t)
 	bin := buildBinary(t)
-	common := []string{"--brokers", strings.Join(cfg.Brokers, ","), "--topic-prefix", cfg.Names.Prefix, "--partitions", "4"}
+	common := []string{"--brokers", strings.Join(cfg.Brokers, ","), "--topic-prefix", cfg.Names.Prefix}
 	role := func(name string, args ...string) []string { return append(append([]string{name}, common...), args...) }
 
-	proc1 := startRole(t, bin, role("processor")...)
-	proc2 := startRole(t, bin, role("processor")...)
+	proc1 := startRole(t, bin, role("processor", "--partitions", "4")...)
+	proc2 := startRole(t, bin, role("processor", "--partitions", "4")...)
 	apiCmd, url := startBinary(t, bin, role("api", "--addr", "127.0.0.1:0")...)
 
 	const n = 1000
-	feeder := dieWithTest(exec.Command(bin, role("datafeed", "--rate", "400", "--count", "1000", "--key", "picture_id")...))
+	feeder := dieWithTest(exec.Command(bin, role("datafeed", "--partitions", "4", "--rate", "400", "--count", "1000", "--key", "picture_id")...))
 	feeder.Dir = ".."
 	if out, err := feeder.CombinedOutput(); err != nil {
 		t.Fatalf("datafeed: %v\n%s", err, out)
