@@ -7,47 +7,35 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/picstats/picstats/codec"
+	"github.com/picstats/picstats/bench/internal/benchkit"
 )
 
-// The bare contender: a franz-go consumer (no group) that reads every record
-// and decodes it with picstats' codec, the partitions of each fetch in
-// parallel, and sums the four statistics. Nothing that looks at every
-// record can be faster on this broker; it is the limit the others are
-// measured against.
-
-type bareReport struct {
-	Records, Valid, Sum, Min, Max, Bytes int64
-	FirstRecordSeconds                   float64
-}
+// The bare contender: benchkit.ReadAll (the bare consumer of `go run
+// ./bench` too) in a child process, which writes what it saw as JSON.
 
 func (e *env) runBare(ctx context.Context, b *backlog) result {
 	report := filepath.Join(e.tmp, "bare-report.json")
 	r := result{ready: math.NaN()}
-	c, err := startChild(ctx, e.log("bare"), nil, e.self, "--mode", "bare", "--brokers", e.broker, "--topic", b.topic, "--report", report)
+	c, err := benchkit.Start(ctx, e.log("bare"), nil, e.self, "--mode", "bare", "--brokers", e.broker, "--topic", b.topic, "--report", report)
 	if err != nil {
 		r.note = err.Error()
 		return r
 	}
 	select {
-	case <-c.done:
+	case <-c.Done:
 	case <-time.After(timeout):
 		r.note = "timeout"
 	}
-	r.seconds = time.Since(c.start).Seconds()
-	r.cpu, r.rssMB = c.stop()
-	if c.err != nil {
-		r.note = c.exitNote("bare")
-		c.printTail("bare", 20)
+	r.seconds = time.Since(c.Start).Seconds()
+	r.cpu, r.rssMB = c.Stop()
+	if c.Err != nil {
+		r.note = c.ExitNote("bare")
+		c.PrintTail("bare")
 		return r
 	}
-	var rep bareReport
+	var rep benchkit.Bare
 	raw, err := os.ReadFile(report)
 	if err == nil {
 		err = json.Unmarshal(raw, &rep)
@@ -56,7 +44,7 @@ func (e *env) runBare(ctx context.Context, b *backlog) result {
 		r.note = fmt.Sprintf("report: %v", err)
 		return r
 	}
-	r.ready = rep.FirstRecordSeconds
+	r.ready = rep.First.Sub(c.Start).Seconds()
 	if rep.Valid != b.exp.count || rep.Sum != b.exp.total || rep.Min != b.exp.min || rep.Max != b.exp.max {
 		r.note = fmt.Sprintf("got count %d sum %d min %d max %d", rep.Valid, rep.Sum, rep.Min, rep.Max)
 		return r
@@ -68,80 +56,14 @@ func (e *env) runBare(ctx context.Context, b *backlog) result {
 	return r
 }
 
-// bareChild reads every record of the topic from the start to the end
-// offsets it lists first and writes a JSON report to the report file.
+// bareChild reads every record of the topic and writes what it saw to the
+// report file as JSON.
 func bareChild(broker, topic, report string) error {
-	start := time.Now()
-	ctx := context.Background()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(broker))
+	b, err := benchkit.ReadAll(context.Background(), []string{broker}, topic)
 	if err != nil {
 		return err
 	}
-	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
-	cl.Close()
-	if err != nil {
-		return err
-	}
-	offs := map[int32]kgo.Offset{}
-	left := map[int32]int64{}
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
-			offs[o.Partition] = kgo.NewOffset().AtStart()
-			left[o.Partition] = o.Offset
-		}
-	})
-	cl, err = kgo.NewClient(kgo.SeedBrokers(broker), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offs}))
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	rep := bareReport{Min: math.MaxInt64, Max: math.MinInt64}
-	var mu sync.Mutex
-	for len(left) > 0 {
-		fetches := cl.PollFetches(ctx)
-		if err := fetches.Err(); err != nil {
-			return err
-		}
-		if rep.FirstRecordSeconds == 0 {
-			rep.FirstRecordSeconds = time.Since(start).Seconds()
-		}
-		var wg sync.WaitGroup
-		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
-			if len(p.Records) == 0 {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				var n, valid, sum, size int64
-				mn, mx := int64(math.MaxInt64), int64(math.MinInt64)
-				for _, r := range p.Records {
-					n++
-					size += int64(len(r.Value))
-					reg, err := codec.Decode(r.Value)
-					if err != nil {
-						continue
-					}
-					valid++
-					sum += reg.Weight
-					mn, mx = min(mn, reg.Weight), max(mx, reg.Weight)
-				}
-				last := p.Records[len(p.Records)-1].Offset
-				mu.Lock()
-				rep.Records += n
-				rep.Valid += valid
-				rep.Sum += sum
-				rep.Bytes += size
-				rep.Min, rep.Max = min(rep.Min, mn), max(rep.Max, mx)
-				if last+1 >= left[p.Partition] {
-					delete(left, p.Partition)
-				}
-				mu.Unlock()
-			}()
-		})
-		wg.Wait()
-	}
-	out, err := json.Marshal(rep)
+	out, err := json.Marshal(b)
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+
+	"github.com/picstats/picstats/bench/internal/benchkit"
 )
 
 // backlog is one pre-produced input topic and its exact expected result.
@@ -82,61 +84,16 @@ func (e *env) drain(ctx context.Context, b *backlog) error {
 	fmt.Printf("== drain: %d records ==\n", b.n)
 	var all [][]result
 	for i := range e.o.runs {
-		var rs []result
-		for _, c := range e.o.contenders {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			var r result
-			switch c {
-			case "bare":
-				r = e.runBare(ctx, b)
-			case "picstats":
-				r = e.runPicstats(ctx, b)
-			case "goka-naive":
-				r = e.runNaive(ctx, b)
-			default:
-				r = e.runKStreams(ctx, b, c, i)
-			}
-			r.name = c
-			if !r.ok {
-				r.seconds = 0
-			}
-			if r.seconds > 0 {
-				r.rate = float64(b.n) / r.seconds
-			}
-			fmt.Printf("  run %d %-16s %7.2f s  ok=%v %s\n", i+1, c, r.seconds, r.ok, r.note)
-			rs = append(rs, r)
+		rs, err := e.drainRun(ctx, b, i)
+		if err != nil {
+			return err
 		}
-		ratios(rs)
 		fmt.Printf("\n%d records, run %d of %d:\n", b.n, i+1, e.o.runs)
 		drainTable(rs)
-		fmt.Println()
 		all = append(all, rs)
 	}
 	fmt.Printf("%d records, medians over %d runs (vs bare = median of the runs' ratios):\n", b.n, e.o.runs)
-	var sum []result
-	for j, c := range e.o.contenders {
-		m := result{name: c, ok: true}
-		var rate, secs, cpu, rss, ratio, ready []float64
-		failed := 0
-		for _, rs := range all {
-			r := rs[j]
-			if !r.ok {
-				failed++
-				continue
-			}
-			rate, secs, cpu, rss = append(rate, r.rate), append(secs, r.seconds), append(cpu, r.cpu), append(rss, r.rssMB)
-			ratio, ready = append(ratio, r.ratio), append(ready, r.ready)
-		}
-		m.rate, m.seconds, m.cpu, m.rssMB, m.ratio, m.ready = median(rate), median(secs), median(cpu), median(rss), median(ratio), median(ready)
-		if failed > 0 {
-			m.ok = false
-			m.note = fmt.Sprintf("%d of %d runs FAILED; medians over the others", failed, e.o.runs)
-		}
-		sum = append(sum, m)
-	}
-	drainTable(sum)
+	drainTable(e.medians(all))
 	if b.valueBytes > 0 {
 		fmt.Printf("record values: %.1f bytes of JSON on average (measured by the bare consumer)\n", b.valueBytes)
 	}
@@ -147,23 +104,75 @@ func (e *env) drain(ctx context.Context, b *backlog) error {
 	return nil
 }
 
-func ratios(rs []result) {
-	var bare float64
-	for _, r := range rs {
-		if r.name == "bare" && r.ok {
+// drainRun runs every contender once, in order, and sets their ratios to
+// the bare consumer's rate in this run.
+func (e *env) drainRun(ctx context.Context, b *backlog, run int) ([]result, error) {
+	var rs []result
+	bare := math.NaN()
+	for _, c := range e.o.contenders {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		var r result
+		switch c {
+		case "bare":
+			r = e.runBare(ctx, b)
+		case "picstats":
+			r = e.runPicstats(ctx, b)
+		case "goka-naive":
+			r = e.runNaive(ctx, b)
+		default:
+			r = e.runKStreams(ctx, b, c, run)
+		}
+		r.name, r.rate = c, math.NaN()
+		if !r.ok {
+			r.seconds = 0
+		} else if r.seconds > 0 {
+			r.rate = float64(b.n) / r.seconds
+		}
+		if c == "bare" {
 			bare = r.rate
 		}
+		fmt.Printf("  run %d %-16s %7.2f s  ok=%v %s\n", run+1, c, r.seconds, r.ok, r.note)
+		rs = append(rs, r)
 	}
 	for j := range rs {
-		rs[j].ratio = math.NaN()
-		if bare > 0 && rs[j].ok {
-			rs[j].ratio = rs[j].rate / bare
-		}
+		rs[j].ratio = rs[j].rate / bare // NaN without a bare run
 	}
+	return rs, nil
+}
+
+// medians is, per contender, the medians of its runs that ended exact.
+func (e *env) medians(all [][]result) []result {
+	var sum []result
+	for j, c := range e.o.contenders {
+		m := result{name: c, ok: true}
+		var cols [6][]float64
+		failed := 0
+		for _, rs := range all {
+			if r := rs[j]; r.ok {
+				for k, x := range []float64{r.rate, r.seconds, r.cpu, r.rssMB, r.ratio, r.ready} {
+					cols[k] = append(cols[k], x)
+				}
+			} else {
+				failed++
+			}
+		}
+		for k, p := range []*float64{&m.rate, &m.seconds, &m.cpu, &m.rssMB, &m.ratio, &m.ready} {
+			*p = benchkit.Median(cols[k])
+		}
+		if failed > 0 {
+			m.ok = false
+			m.note = fmt.Sprintf("%d of %d runs FAILED; medians over the others", failed, e.o.runs)
+		}
+		sum = append(sum, m)
+	}
+	return sum
 }
 
 func drainTable(rs []result) {
-	fmt.Printf("%-16s %12s %9s %8s %8s %8s %8s  %s\n", "contender", "records/s", "seconds", "CPU s", "RSS MB", "vs bare", "ready s", "result")
+	t := benchkit.NewTable("contender", "records/s", "seconds", "CPU s", "RSS MB", "vs bare", "ready s", "result")
+	t.LeftFrom = 7
 	for _, r := range rs {
 		res := "exact"
 		if !r.ok {
@@ -172,35 +181,37 @@ func drainTable(rs []result) {
 		if r.note != "" {
 			res += " (" + r.note + ")"
 		}
-		fmt.Printf("%-16s %12s %9s %8s %8s %8s %8s  %s\n", r.name, f(r.rate, 0), f(r.seconds, 2), f(r.cpu, 2), f(r.rssMB, 0), f(r.ratio, 2), f(r.ready, 2), res)
+		t.Row(r.name, benchkit.F(r.rate, 0), benchkit.F(r.seconds, 2), benchkit.F(r.cpu, 2), benchkit.F(r.rssMB, 0), benchkit.F(r.ratio, 2), benchkit.F(r.ready, 2), res)
 	}
+	t.Print(os.Stdout)
+	fmt.Println()
 }
 
 // awaitContender waits until child c's output topic shows exactly b's
 // result, and fills in the time from the child's start, its CPU seconds by
 // then and (after stopping it) its peak RSS.
-func (e *env) awaitContender(ctx context.Context, c *child, mark *marker, what, output string, b *backlog) result {
+func (e *env) awaitContender(ctx context.Context, c *benchkit.Child, mark *benchkit.Marker, what, output string, b *backlog) result {
 	r := result{}
-	ctx, cancel := c.bound(ctx, timeout)
+	ctx, cancel := c.Bound(ctx, timeout)
 	defer cancel()
 	at, t, err := awaitExact(ctx, e.broker, output, b.exp)
 	switch {
 	case err == nil:
-		r.seconds, r.cpu, r.ok = at.Sub(c.start).Seconds(), c.cpuNow(), true
+		r.seconds, r.cpu, r.ok = at.Sub(c.Start).Seconds(), c.CPU(), true
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
 		select {
-		case <-c.done:
-			r.note = c.exitNote(what)
+		case <-c.Done:
+			r.note = c.ExitNote(what)
 		default:
 			r.note = fmt.Sprintf("no exact result in %v; last output: %v", timeout, t)
 		}
 	default:
 		r.note = err.Error()
 	}
-	r.ready = mark.since(c.start)
-	_, r.rssMB = c.stop()
+	r.ready = mark.Since(c.Start)
+	_, r.rssMB = c.Stop()
 	if !r.ok {
-		c.printTail(what, 20)
+		c.PrintTail(what)
 	}
 	return r
 }

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/picstats/picstats/bench/internal/benchkit"
 )
 
 // The Kafka Streams contenders: the bench/kstreams jar (record cache 64 MB,
@@ -29,13 +31,13 @@ var kstreamsContenders = map[string]kstreamsConfig{
 
 // startKStreams starts contender name over input with a fresh application id and
 // returns the child, its RUNNING marker, the output topic and a cleanup.
-func (e *env) startKStreams(ctx context.Context, input, name, tag string) (*child, *marker, string, func(), error) {
+func (e *env) startKStreams(ctx context.Context, input, name, tag string) (*benchkit.Child, *benchkit.Marker, string, func(), error) {
 	kc := kstreamsContenders[name]
 	id := fmt.Sprintf("bench-%s-%s-%d", name, tag, time.Now().UnixNano())
 	output := id + "-out"
 	state := filepath.Join(e.tmp, "kstreams-state")
-	mark := newMarker("RUNNING")
-	c, err := startChild(ctx, e.log(name), mark, "java", "-jar", jarPath,
+	mark := benchkit.NewMarker("RUNNING")
+	c, err := benchkit.Start(ctx, e.log(name), mark, "java", "-jar", jarPath,
 		"--bootstrap", e.broker, "--input", input, "--output", output, "--application-id", id,
 		"--guarantee", kc.guarantee, "--topology", kc.topology, "--state-dir", state)
 	cleanup := func() {

@@ -2,16 +2,19 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
+	"os"
 	"slices"
 	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/picstats/picstats/bench/internal/benchkit"
 	"github.com/picstats/picstats/cluster"
 )
+
+var quantiles = []float64{0.5, 0.9, 0.99, 1}
 
 // latency measures produce-to-output latency at a steady rate for picstats
 // and the Kafka Streams contenders: each run starts the contender on a
@@ -22,37 +25,34 @@ import (
 // steady rate all partitions advance together, so this is at most a few
 // milliseconds early or late.
 func (e *env) latency(ctx context.Context) error {
-	var names []string
-	for _, c := range []string{"picstats", "kstreams-alos", "kstreams-eos", "kstreams-pre-eos"} {
-		if slices.Contains(e.o.contenders, c) {
-			names = append(names, c)
-		}
-	}
 	n := int(float64(e.o.latencyRate) * e.o.latencyDuration.Seconds())
 	fmt.Printf("== latency: %d records/s for %v (%d records), produce call → output topic shows them ==\n", e.o.latencyRate, e.o.latencyDuration, n)
-	type row struct {
-		name                string
-		p50, p90, p99, maxv []float64
-	}
-	var rows []row
-	for _, name := range names {
-		r := row{name: name}
+	t := benchkit.NewTable("contender", "p50", "p90", "p99", "max")
+	for _, name := range []string{"picstats", "kstreams-alos", "kstreams-eos", "kstreams-pre-eos"} {
+		if !slices.Contains(e.o.contenders, name) {
+			continue
+		}
+		cols := make([][]float64, len(quantiles)) // per quantile, the runs' values
 		for i := range e.o.runs {
 			lat, err := e.latencyRun(ctx, name, i, n)
 			if err != nil {
 				fmt.Printf("  run %d %-16s FAILED: %v\n", i+1, name, err)
 				continue
 			}
-			p := func(q float64) float64 { return lat[min(len(lat)-1, int(q*float64(len(lat))))] }
-			fmt.Printf("  run %d %-16s p50 %6.1f  p90 %6.1f  p99 %6.1f  max %6.1f ms\n", i+1, name, p(0.5), p(0.9), p(0.99), lat[len(lat)-1])
-			r.p50, r.p90, r.p99, r.maxv = append(r.p50, p(0.5)), append(r.p90, p(0.9)), append(r.p99, p(0.99)), append(r.maxv, lat[len(lat)-1])
+			for k, q := range quantiles {
+				cols[k] = append(cols[k], benchkit.Rank(lat, q))
+			}
+			fmt.Printf("  run %d %-16s p50 %6.1f  p90 %6.1f  p99 %6.1f  max %6.1f ms\n", i+1, name, cols[0][len(cols[0])-1],
+				cols[1][len(cols[1])-1], cols[2][len(cols[2])-1], cols[3][len(cols[3])-1])
 		}
-		rows = append(rows, r)
+		row := []any{name}
+		for _, c := range cols {
+			row = append(row, benchkit.F(benchkit.Median(c), 1))
+		}
+		t.Row(row...)
 	}
-	fmt.Printf("\nlatency, medians over %d runs (ms):\n%-16s %8s %8s %8s %8s\n", e.o.runs, "contender", "p50", "p90", "p99", "max")
-	for _, r := range rows {
-		fmt.Printf("%-16s %8s %8s %8s %8s\n", r.name, f(median(r.p50), 1), f(median(r.p90), 1), f(median(r.p99), 1), f(median(r.maxv), 1))
-	}
+	fmt.Printf("\nlatency, medians over %d runs (ms):\n", e.o.runs)
+	t.Print(os.Stdout)
 	fmt.Println()
 	return nil
 }
@@ -68,28 +68,12 @@ func (e *env) latencyRun(ctx context.Context, name string, run, n int) ([]float6
 		return nil, fmt.Errorf("create %s: %w", input, err)
 	}
 	defer deletePrefixed(context.Background(), e.adm, prefix, picstatsGroups(prefix)...)
-
-	var c *child
-	var output string
-	switch name {
-	case "picstats":
-		var err error
-		c, err = startChild(ctx, e.log("latency-picstats"), nil, e.picstats, picstatsArgs("processor", e.broker, prefix, statsList)...)
-		if err != nil {
-			return nil, err
-		}
-		output = string(cluster.DefaultNames(prefix).Stats)
-	default:
-		var cleanup func()
-		var err error
-		c, _, output, cleanup, err = e.startKStreams(ctx, input, name, "latency")
-		defer cleanup()
-		if err != nil {
-			return nil, err
-		}
+	c, output, cleanup, err := e.startLatencyContender(ctx, name, prefix)
+	defer cleanup()
+	if err != nil {
+		return nil, err
 	}
-	defer c.stop()
-
+	defer c.Stop()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(e.broker), kgo.DefaultProduceTopic(input), kgo.ProducerLinger(0))
 	if err != nil {
 		return nil, err
@@ -102,64 +86,70 @@ func (e *env) latencyRun(ctx context.Context, name string, run, n int) ([]float6
 			}
 		})
 	}
-
-	// The watcher: counts reported by the output, as they are polled.
-	sent := make([]atomic.Int64, n+1) // UnixNano of the produce call of record i (1-based)
-	lat := make([]float64, 0, n)
-	warm := make(chan struct{})
-	done := make(chan struct{})
-	wctx, cancel := c.bound(ctx, 3*time.Minute)
+	wctx, cancel := c.Bound(ctx, 3*time.Minute)
 	defer cancel()
+	w := newLatencyWatch(n)
 	werr := make(chan error, 1)
-	go func() {
-		next := 1 // the first measured record not yet seen
-		warmed := false
-		werr <- watch(wctx, e.broker, output, func(r *kgo.Record, at time.Time) bool {
-			if string(r.Key) != "count" {
-				return false
-			}
-			var v struct{ Registrations int }
-			if json.Unmarshal(r.Value, &v) != nil || v.Registrations < 1 {
-				return false
-			}
-			if !warmed {
-				warmed = true
-				close(warm)
-			}
-			for ; next <= v.Registrations-1 && next <= n; next++ {
-				lat = append(lat, float64(at.UnixNano()-sent[next].Load())/1e6)
-			}
-			if next > n {
-				close(done)
-				return true
-			}
-			return false
-		})
-	}()
-
+	go func() { werr <- watch(wctx, e.broker, output, w.seen) }()
 	produce(0) // the warm-up record: the contender is up once its output counts it
 	select {
-	case <-warm:
+	case <-w.warm:
 	case err := <-werr:
-		return nil, fmt.Errorf("waiting for the warm-up record: %w (log: %s)", err, c.log)
+		return nil, fmt.Errorf("waiting for the warm-up record: %w (log: %s)", err, c.Log)
 	}
-	period := time.Second / time.Duration(e.o.latencyRate)
-	start := time.Now()
-	for i := 1; i <= n; i++ {
-		if d := time.Until(start.Add(time.Duration(i-1) * period)); d > 0 {
-			time.Sleep(d)
-		}
-		sent[i].Store(time.Now().UnixNano())
-		produce(i)
-	}
+	benchkit.Pace(ctx, float64(e.o.latencyRate), n, func(i int) { w.sent[i].Store(time.Now().UnixNano()); produce(i) })
 	select {
-	case <-done:
+	case <-w.done:
 	case err := <-werr:
-		return nil, fmt.Errorf("not every record seen: %w (log: %s)", err, c.log)
+		return nil, fmt.Errorf("not every record seen: %w (log: %s)", err, c.Log)
 	}
-	if len(lat) != n {
-		return nil, fmt.Errorf("%d of %d records seen", len(lat), n)
+	slices.Sort(w.lat)
+	return w.lat, nil
+}
+
+// startLatencyContender starts contender name over prefix's input topic
+// and returns it, its output topic and a cleanup to call in any case.
+func (e *env) startLatencyContender(ctx context.Context, name, prefix string) (*benchkit.Child, string, func(), error) {
+	if name != "picstats" {
+		c, _, output, cleanup, err := e.startKStreams(ctx, prefix+"picture", name, "latency")
+		return c, output, cleanup, err
 	}
-	slices.Sort(lat)
-	return lat, nil
+	c, err := benchkit.Start(ctx, e.log("latency-picstats"), nil, e.picstats, picstatsArgs("processor", e.broker, prefix, statsList)...)
+	return c, string(cluster.DefaultNames(prefix).Stats), func() {}, err
+}
+
+// latencyWatch turns the counts an output reports, as they are polled,
+// into the latencies of records 1..n.
+type latencyWatch struct {
+	n          int
+	sent       []atomic.Int64 // UnixNano of the produce call of record i (1-based)
+	lat        []float64      // ms, in produce order
+	next       int            // the first measured record not yet seen
+	warmed     bool
+	warm, done chan struct{}
+}
+
+func newLatencyWatch(n int) *latencyWatch {
+	return &latencyWatch{n: n, sent: make([]atomic.Int64, n+1), lat: make([]float64, 0, n), next: 1,
+		warm: make(chan struct{}), done: make(chan struct{})}
+}
+
+// seen is the watcher's callback; it returns true once all n are seen.
+func (w *latencyWatch) seen(r *kgo.Record, at time.Time) bool {
+	count, ok := benchkit.ParseCount(r.Value)
+	if string(r.Key) != "count" || !ok || count < 1 {
+		return false
+	}
+	if !w.warmed {
+		w.warmed = true
+		close(w.warm)
+	}
+	for ; int64(w.next) <= count-1 && w.next <= w.n; w.next++ {
+		w.lat = append(w.lat, float64(at.UnixNano()-w.sent[w.next].Load())/1e6)
+	}
+	if w.next > w.n {
+		close(w.done)
+		return true
+	}
+	return false
 }

@@ -13,6 +13,7 @@ import (
 	gokacodec "github.com/lovoo/goka/codec"
 	"github.com/lovoo/goka/storage"
 
+	"github.com/picstats/picstats/bench/internal/benchkit"
 	"github.com/picstats/picstats/codec"
 )
 
@@ -32,7 +33,7 @@ func (e *env) runNaive(ctx context.Context, b *backlog) result {
 	if err := deletePrefixed(ctx, e.adm, group, group); err != nil {
 		return result{note: "reset: " + err.Error()}
 	}
-	c, err := startChild(ctx, e.log("goka-naive"), nil, e.self, "--mode", "goka-naive", "--brokers", e.broker, "--topic", b.topic, "--group", group)
+	c, err := benchkit.Start(ctx, e.log("goka-naive"), nil, e.self, "--mode", "goka-naive", "--brokers", e.broker, "--topic", b.topic, "--group", group)
 	if err != nil {
 		return result{note: err.Error()}
 	}
@@ -53,50 +54,9 @@ func naiveChild(broker, topic, group string) error {
 	if broker == "" || topic == "" || group == "" {
 		return errors.New("want --brokers, --topic and --group")
 	}
-	input := func(ctx goka.Context, msg any) {
-		b, _ := msg.([]byte)
-		reg, err := codec.Decode(b)
-		if err != nil {
-			return
-		}
-		w := strconv.AppendInt(nil, reg.Weight, 10)
-		for _, s := range naiveStats {
-			ctx.Loopback(s, w)
-		}
-	}
-	loop := func(ctx goka.Context, msg any) {
-		w, err := strconv.ParseInt(string(msg.([]byte)), 10, 64)
-		if err != nil {
-			ctx.Fail(err)
-		}
-		var v naiveValue
-		if old, _ := ctx.Value().([]byte); old != nil {
-			if err := json.Unmarshal(old, &v); err != nil {
-				ctx.Fail(err)
-			}
-		}
-		switch ctx.Key() {
-		case "count":
-			v.Registrations++
-		case "average_weight":
-			v.Registrations++
-			v.Total += w
-		case "min_weight":
-			if v.Min == 0 || w < v.Min {
-				v.Min = w
-			}
-		case "max_weight":
-			v.Max = max(v.Max, w)
-		}
-		out, err := json.Marshal(v)
-		if err != nil {
-			ctx.Fail(err)
-		}
-		ctx.SetValue(out)
-	}
 	g := goka.DefineGroup(goka.Group(group),
-		goka.Input(goka.Stream(topic), new(gokacodec.Bytes), input),
-		goka.Loop(new(gokacodec.Bytes), loop),
+		goka.Input(goka.Stream(topic), new(gokacodec.Bytes), naiveInput),
+		goka.Loop(new(gokacodec.Bytes), naiveLoop),
 		goka.Persist(new(gokacodec.Bytes)),
 	)
 	// goka's defaults, as a first-time goka user would have them, but for
@@ -119,4 +79,49 @@ func naiveChild(broker, topic, group string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
 	return p.Run(ctx)
+}
+
+// naiveInput sends one loopback message per valid record and statistic.
+func naiveInput(ctx goka.Context, msg any) {
+	b, _ := msg.([]byte)
+	reg, err := codec.Decode(b)
+	if err != nil {
+		return
+	}
+	w := strconv.AppendInt(nil, reg.Weight, 10)
+	for _, s := range naiveStats {
+		ctx.Loopback(s, w)
+	}
+}
+
+// naiveLoop folds a weight into the statistic's value in the table.
+func naiveLoop(ctx goka.Context, msg any) {
+	w, err := strconv.ParseInt(string(msg.([]byte)), 10, 64)
+	if err != nil {
+		ctx.Fail(err)
+	}
+	var v naiveValue
+	if old, _ := ctx.Value().([]byte); old != nil {
+		if err := json.Unmarshal(old, &v); err != nil {
+			ctx.Fail(err)
+		}
+	}
+	switch ctx.Key() {
+	case "count":
+		v.Registrations++
+	case "average_weight":
+		v.Registrations++
+		v.Total += w
+	case "min_weight":
+		if v.Min == 0 || w < v.Min {
+			v.Min = w
+		}
+	case "max_weight":
+		v.Max = max(v.Max, w)
+	}
+	out, err := json.Marshal(v)
+	if err != nil {
+		ctx.Fail(err)
+	}
+	ctx.SetValue(out)
 }

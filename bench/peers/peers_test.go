@@ -1,10 +1,6 @@
 package main
 
-import (
-	"math"
-	"testing"
-	"time"
-)
+import "testing"
 
 // The jar's --produce output, as bench/kstreams prints it.
 const produced = "count\t{\"registrations\":3}\n" +
@@ -63,40 +59,5 @@ func TestTotalsJudgeOutputs(t *testing.T) {
 	var tot totals
 	if err := tot.apply("count", []byte("{")); err == nil {
 		t.Error("bad JSON accepted")
-	}
-}
-
-func TestMarkerFindsLineSplitAcrossWrites(t *testing.T) {
-	start := time.Now()
-	m := newMarker("processor ready")
-	_, _ = m.Write([]byte("level=INFO msg=\"processor starting\"\nlevel=INFO msg=\"processor re"))
-	if !math.IsNaN(m.since(start)) {
-		t.Fatal("matched before the text was complete")
-	}
-	_, _ = m.Write([]byte("ady: table recovered\"\n"))
-	if s := m.since(start); math.IsNaN(s) || s < 0 {
-		t.Fatalf("since = %v after the text was written", s)
-	}
-	var none *marker
-	if !math.IsNaN(none.since(start)) {
-		t.Error("a nil marker reported a time")
-	}
-}
-
-func TestMedian(t *testing.T) {
-	for _, tt := range []struct {
-		in   []float64
-		want float64
-	}{
-		{[]float64{3, 1, 2}, 2},
-		{[]float64{4, 1, 3, 2}, 2.5},
-		{[]float64{math.NaN(), 5, 1}, 3},
-	} {
-		if got := median(tt.in); got != tt.want {
-			t.Errorf("median(%v) = %v, want %v", tt.in, got, tt.want)
-		}
-	}
-	if !math.IsNaN(median([]float64{math.NaN()})) {
-		t.Error("median of nothing is a number")
 	}
 }

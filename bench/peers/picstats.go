@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 
+	"github.com/picstats/picstats/bench/internal/benchkit"
 	"github.com/picstats/picstats/cluster"
 )
 
@@ -12,18 +13,23 @@ import (
 // result (the API is not needed for that, and the recovery phase measures
 // it).
 
-// picstatsArgs are the flags of a picstats role over backlog prefix.
+// picstatsArgs are the flags of a picstats role over backlog prefix; the
+// processor creates the topics it lacks with the benchmark's partitions
+// (the api role has no --partitions).
 func picstatsArgs(role, broker, prefix, stats string, extra ...string) []string {
-	return append([]string{role, "--brokers", broker, "--topic-prefix", prefix, "--partitions", strconv.Itoa(partitions),
-		"--stats", stats}, extra...)
+	args := []string{role, "--brokers", broker, "--topic-prefix", prefix, "--stats", stats}
+	if role == "processor" {
+		args = append(args, "--partitions", strconv.Itoa(partitions))
+	}
+	return append(args, extra...)
 }
 
 func (e *env) runPicstats(ctx context.Context, b *backlog) result {
 	if err := resetPicstats(ctx, e, b.prefix); err != nil {
 		return result{note: "reset: " + err.Error()}
 	}
-	mark := newMarker("processor ready")
-	p, err := startChild(ctx, e.log("picstats-processor"), mark, e.picstats, picstatsArgs("processor", e.broker, b.prefix, statsList)...)
+	mark := benchkit.NewMarker("processor ready")
+	p, err := benchkit.Start(ctx, e.log("picstats-processor"), mark, e.picstats, picstatsArgs("processor", e.broker, b.prefix, statsList)...)
 	if err != nil {
 		return result{note: err.Error()}
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,6 +15,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/picstats/picstats/bench/internal/benchkit"
 )
 
 // rest compares GET /api/stats of `picstats api` with a bare net/http
@@ -25,39 +26,10 @@ import (
 // every statistic over a table built from a feed-like backlog (100
 // pictures), as a user's dashboard would ask for it.
 func (e *env) rest(ctx context.Context) error {
-	const prefix, records = "bench.rest.", 100_000
-	if err := deletePrefixed(ctx, e.adm, prefix, picstatsGroups(prefix)...); err != nil {
-		return err
+	api, body, err := e.restAPI(ctx)
+	if api.Child != nil {
+		defer api.Stop()
 	}
-	if err := e.feed(ctx, prefix+"picture", records); err != nil {
-		return err
-	}
-	proc, err := startChild(ctx, e.log("rest-processor"), nil, e.picstats, picstatsArgs("processor", e.broker, prefix, "all")...)
-	if err != nil {
-		return err
-	}
-	defer proc.stop()
-	ports, err := freePorts(2)
-	if err != nil {
-		return err
-	}
-	apiAddr, bareAddr := fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1])
-	api, err := startChild(ctx, e.log("rest-api"), nil, e.picstats, picstatsArgs("api", e.broker, prefix, "all", "--addr", apiAddr)...)
-	if err != nil {
-		return err
-	}
-	defer api.stop()
-	hc := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(2 * time.Minute)
-	for err := checkCount(hc, "http://"+apiAddr, records); err != nil; err = checkCount(hc, "http://"+apiAddr, records) {
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			api.printTail("api", 20)
-			return fmt.Errorf("the API did not serve count %d in 2 minutes: %w", records, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	proc.stop() // the table is final; only the API serves from here on
-	body, err := get(hc, "http://"+apiAddr+"/api/stats")
 	if err != nil {
 		return err
 	}
@@ -65,15 +37,21 @@ func (e *env) rest(ctx context.Context) error {
 	if err := os.WriteFile(bodyFile, body, 0o644); err != nil {
 		return err
 	}
-	bare, err := startChild(ctx, e.log("rest-bare"), nil, e.self, "--mode", "bare-rest", "--addr", bareAddr, "--body", bodyFile)
+	ports, err := benchkit.FreePorts(1)
 	if err != nil {
 		return err
 	}
-	defer bare.stop()
-	if err := waitHTTP(hc, "http://"+bareAddr+"/api/stats"); err != nil {
+	bareAddr := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	bareURL := "http://" + bareAddr + "/api/stats"
+	bare, err := benchkit.Start(ctx, e.log("rest-bare"), nil, e.self, "--mode", "bare-rest", "--addr", bareAddr, "--body", bodyFile)
+	if err != nil {
 		return err
 	}
-
+	defer bare.Stop()
+	hc := &http.Client{Timeout: time.Second}
+	if err := benchkit.Poll(ctx, 30*time.Second, 20*time.Millisecond, func() error { _, err := benchkit.Get(ctx, hc, bareURL); return err }); err != nil {
+		return err
+	}
 	var served map[string]json.RawMessage
 	if err := json.Unmarshal(body, &served); err != nil {
 		return fmt.Errorf("/api/stats: %w", err)
@@ -81,8 +59,8 @@ func (e *env) rest(ctx context.Context) error {
 	fmt.Printf("== rest: GET /api/stats (%d statistics, %d bytes), %d connections, %v per run ==\n", len(served), len(body), e.o.restConns, e.o.restDuration)
 	var apiRates, bareRates, ratios []float64
 	for i := range e.o.runs {
-		a := load(ctx, "http://"+apiAddr+"/api/stats", body, e.o.restConns, e.o.restDuration, api)
-		b := load(ctx, "http://"+bareAddr+"/api/stats", body, e.o.restConns, e.o.restDuration, bare)
+		a := load(ctx, api.url, body, e.o.restConns, e.o.restDuration, api.Child)
+		b := load(ctx, bareURL, body, e.o.restConns, e.o.restDuration, bare)
 		fmt.Printf("  run %d: picstats api %s; bare handler %s; ratio %.2f\n", i+1, a, b, a.rate/b.rate)
 		if a.err != nil || b.err != nil {
 			return errors.Join(a.err, b.err)
@@ -90,8 +68,42 @@ func (e *env) rest(ctx context.Context) error {
 		apiRates, bareRates, ratios = append(apiRates, a.rate), append(bareRates, b.rate), append(ratios, a.rate/b.rate)
 	}
 	fmt.Printf("rest, medians over %d runs: picstats api %s req/s, bare handler %s req/s, ratio %s\n\n",
-		e.o.runs, f(median(apiRates), 0), f(median(bareRates), 0), f(median(ratios), 2))
+		e.o.runs, benchkit.F(benchkit.Median(apiRates), 0), benchkit.F(benchkit.Median(bareRates), 0), benchkit.F(benchkit.Median(ratios), 2))
 	return nil
+}
+
+// restAPI is `picstats api` serving a final table of 100,000 feed-like
+// records: its child, the URL of /api/stats, and what that serves.
+type restAPI struct {
+	*benchkit.Child
+	url string
+}
+
+func (e *env) restAPI(ctx context.Context) (restAPI, []byte, error) {
+	const prefix, records = "bench.rest.", 100_000
+	if err := deletePrefixed(ctx, e.adm, prefix, picstatsGroups(prefix)...); err != nil {
+		return restAPI{}, nil, err
+	}
+	if err := e.feed(ctx, prefix+"picture", records); err != nil {
+		return restAPI{}, nil, err
+	}
+	proc, err := benchkit.Start(ctx, e.log("rest-processor"), nil, e.picstats, picstatsArgs("processor", e.broker, prefix, "all")...)
+	if err != nil {
+		return restAPI{}, nil, err
+	}
+	defer proc.Stop() // the table is final once the API serves the count: only the API serves from then on
+	c, base, err := e.startAPI(ctx, "rest-api", prefix, "all")
+	if err != nil {
+		return restAPI{}, nil, err
+	}
+	api := restAPI{c, base + "/api/stats"}
+	hc := &http.Client{Timeout: time.Second}
+	if note := api.WaitReady(ctx, "api", func() bool { return checkCount(ctx, hc, base, records) == nil }); note != "" {
+		return api, nil, fmt.Errorf("the API did not serve count %d: %s", records, note)
+	}
+	proc.Stop()
+	body, err := benchkit.Get(ctx, hc, api.url)
+	return api, body, err
 }
 
 type loadResult struct {
@@ -108,7 +120,7 @@ func (l loadResult) String() string {
 
 // load sends GETs over conns keep-alive connections for d and checks that
 // every answer is 200 with the expected body.
-func load(ctx context.Context, url string, want []byte, conns int, d time.Duration, server *child) loadResult {
+func load(ctx context.Context, url string, want []byte, conns int, d time.Duration, server *benchkit.Child) loadResult {
 	tr := &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns, DisableCompression: true}
 	defer tr.CloseIdleConnections()
 	hc := &http.Client{Transport: tr, Timeout: 10 * time.Second}
@@ -121,7 +133,7 @@ func load(ctx context.Context, url string, want []byte, conns int, d time.Durati
 			go func() {
 				defer wg.Done()
 				for time.Now().Before(until) && ctx.Err() == nil {
-					b, err := get(hc, url)
+					b, err := benchkit.Get(ctx, hc, url)
 					if err == nil && !bytes.Equal(b, want) {
 						err = fmt.Errorf("%s answered other bytes (%d, want %d)", url, len(b), len(want))
 					}
@@ -138,38 +150,14 @@ func load(ctx context.Context, url string, want []byte, conns int, d time.Durati
 		wg.Wait()
 	}
 	run(time.Now().Add(time.Second), false) // warm up: connections, caches, JIT of nothing
-	cpu0, t0 := server.cpuNow(), time.Now()
+	cpu0, t0 := server.CPU(), time.Now()
 	run(t0.Add(d), true)
 	el := time.Since(t0).Seconds()
-	r := loadResult{rate: float64(n.Load()) / el, serverCPU: (server.cpuNow() - cpu0) / el}
+	r := loadResult{rate: float64(n.Load()) / el, serverCPU: (server.CPU() - cpu0) / el}
 	if p := firstErr.Load(); p != nil {
 		r.err = *p
 	}
 	return r
-}
-
-func get(hc *http.Client, url string) ([]byte, error) {
-	resp, err := hc.Get(url)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err == nil && resp.StatusCode != http.StatusOK {
-		err = fmt.Errorf("%s: %s: %s", url, resp.Status, b)
-	}
-	return b, err
-}
-
-func waitHTTP(hc *http.Client, url string) error {
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		_, err := get(hc, url)
-		if err == nil || time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // bareRESTChild serves one file's bytes as picstats' API serves JSON, with
@@ -194,26 +182,7 @@ func (e *env) feed(ctx context.Context, topic string, n int) error {
 	if _, err := e.adm.CreateTopic(ctx, partitions, 1, nil, topic); err != nil {
 		return fmt.Errorf("create %s: %w", topic, err)
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(e.broker), kgo.DefaultProduceTopic(topic))
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	var failed atomic.Pointer[error]
-	for i := range n {
-		cl.Produce(ctx, registration(i), func(_ *kgo.Record, err error) {
-			if err != nil {
-				failed.CompareAndSwap(nil, &err)
-			}
-		})
-	}
-	if err := cl.Flush(ctx); err != nil {
-		return err
-	}
-	if p := failed.Load(); p != nil {
-		return fmt.Errorf("produce to %s: %w", topic, *p)
-	}
-	return nil
+	return benchkit.Produce(ctx, []kgo.Opt{kgo.SeedBrokers(e.broker), kgo.DefaultProduceTopic(topic)}, n, registration)
 }
 
 // registration is the i-th feed-like registration: 100 pictures, weights

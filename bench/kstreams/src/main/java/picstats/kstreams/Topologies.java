@@ -4,6 +4,7 @@ import java.nio.ByteBuffer;
 import java.time.Duration;
 import java.util.Map;
 import java.util.TreeMap;
+import java.util.function.Function;
 import org.apache.kafka.common.serialization.Deserializer;
 import org.apache.kafka.common.serialization.Serde;
 import org.apache.kafka.common.serialization.Serdes;
@@ -180,29 +181,24 @@ public final class Topologies {
     }
   }
 
-  static final Serde<Partial> PARTIAL_SERDE = Serdes.serdeFrom(
-      (Serializer<Partial>) (topic, p) -> {
-        if (p == null) {
-          return null;
-        }
+  /** A serde that writes with write and reads with read; null stays null both ways. */
+  static <T> Serde<T> nullSafe(Function<T, byte[]> write, Function<ByteBuffer, T> read) {
+    return Serdes.serdeFrom(
+        (Serializer<T>) (topic, v) -> v == null ? null : write.apply(v),
+        (Deserializer<T>) (topic, data) -> data == null ? null : read.apply(ByteBuffer.wrap(data)));
+  }
+
+  static final Serde<Partial> PARTIAL_SERDE = nullSafe(
+      p -> {
         ByteBuffer b = ByteBuffer.allocate(4 + Totals.BYTES);
         b.putInt(p.partition());
         Totals.write(b, p.totals());
         return b.array();
       },
-      (Deserializer<Partial>) (topic, data) -> {
-        if (data == null) {
-          return null;
-        }
-        ByteBuffer b = ByteBuffer.wrap(data);
-        return new Partial(b.getInt(), Totals.read(b));
-      });
+      b -> new Partial(b.getInt(), Totals.read(b)));
 
-  static final Serde<PartitionMap> PARTITION_MAP_SERDE = Serdes.serdeFrom(
-      (Serializer<PartitionMap>) (topic, m) -> {
-        if (m == null) {
-          return null;
-        }
+  static final Serde<PartitionMap> PARTITION_MAP_SERDE = nullSafe(
+      m -> {
         ByteBuffer b = ByteBuffer.allocate(4 + m.byPartition.size() * (4 + Totals.BYTES));
         b.putInt(m.byPartition.size());
         for (Map.Entry<Integer, Totals> e : m.byPartition.entrySet()) {
@@ -211,11 +207,7 @@ public final class Topologies {
         }
         return b.array();
       },
-      (Deserializer<PartitionMap>) (topic, data) -> {
-        if (data == null) {
-          return null;
-        }
-        ByteBuffer b = ByteBuffer.wrap(data);
+      b -> {
         int n = b.getInt();
         TreeMap<Integer, Totals> m = new TreeMap<>();
         for (int i = 0; i < n; i++) {
