@@ -40,45 +40,25 @@ const (
 // HTTPOption configures the server NewHTTPServer returns.
 type HTTPOption func(*http.Server)
 
-// WithHTTPReadHeaderTimeout sets how long a client may take to send a
-// request's headers (default DefaultReadHeaderTimeout). Values ≤ 0 keep the
-// default.
-func WithHTTPReadHeaderTimeout(d time.Duration) HTTPOption {
-	return func(s *http.Server) {
-		if d > 0 {
-			s.ReadHeaderTimeout = d
-		}
-	}
-}
+// HTTPTimeouts are the server's timeouts: how long a client may take to send
+// a request's headers (ReadHeader) and the whole request (Read), how long
+// writing an answer may take from the end of the request's headers (Write;
+// not for the websocket), and how long a keep-alive connection may wait for
+// its next request (Idle). A field ≤ 0 keeps its default.
+type HTTPTimeouts struct{ ReadHeader, Read, Write, Idle time.Duration }
 
-// WithHTTPReadTimeout sets how long a client may take to send a whole
-// request (default DefaultReadTimeout). Values ≤ 0 keep the default.
-func WithHTTPReadTimeout(d time.Duration) HTTPOption {
+// WithHTTPTimeouts sets the server's timeouts (defaults:
+// DefaultReadHeaderTimeout, DefaultReadTimeout, DefaultWriteTimeout,
+// DefaultIdleTimeout).
+func WithHTTPTimeouts(t HTTPTimeouts) HTTPOption {
 	return func(s *http.Server) {
-		if d > 0 {
-			s.ReadTimeout = d
-		}
-	}
-}
-
-// WithHTTPWriteTimeout sets how long writing an answer may take, counted
-// from the end of the request's headers (default DefaultWriteTimeout); it
-// does not apply to the websocket. Values ≤ 0 keep the default.
-func WithHTTPWriteTimeout(d time.Duration) HTTPOption {
-	return func(s *http.Server) {
-		if d > 0 {
-			s.WriteTimeout = d
-		}
-	}
-}
-
-// WithHTTPIdleTimeout sets how long a keep-alive connection may wait for
-// its next request (default DefaultIdleTimeout). Values ≤ 0 keep the
-// default.
-func WithHTTPIdleTimeout(d time.Duration) HTTPOption {
-	return func(s *http.Server) {
-		if d > 0 {
-			s.IdleTimeout = d
+		for _, f := range []struct {
+			field *time.Duration
+			value time.Duration
+		}{{&s.ReadHeaderTimeout, t.ReadHeader}, {&s.ReadTimeout, t.Read}, {&s.WriteTimeout, t.Write}, {&s.IdleTimeout, t.Idle}} {
+			if f.value > 0 {
+				*f.field = f.value
+			}
 		}
 	}
 }

@@ -250,8 +250,7 @@ func TestHTTPServerHoldsAgainstSlowAndIdleClients(t *testing.T) {
 		bound         = 3 * time.Second // per normal request: generous, for a busy machine
 	)
 	f := startHTTP(t, 1000,
-		WithHTTPReadHeaderTimeout(headerTimeout), WithHTTPReadTimeout(2*headerTimeout),
-		WithHTTPWriteTimeout(writeTimeout), WithHTTPIdleTimeout(5*time.Second))
+		WithHTTPTimeouts(HTTPTimeouts{ReadHeader: headerTimeout, Read: 2 * headerTimeout, Write: writeTimeout, Idle: 5 * time.Second}))
 
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
@@ -354,7 +353,7 @@ func TestHTTPServerHoldsAgainstSlowAndIdleClients(t *testing.T) {
 func TestHTTPServerConnectionLimit(t *testing.T) {
 	const max = 3
 	// Long timeouts: the connections held below must stay until closed.
-	f := startHTTP(t, max, WithHTTPReadHeaderTimeout(time.Minute), WithHTTPReadTimeout(time.Minute), WithHTTPIdleTimeout(time.Minute))
+	f := startHTTP(t, max, WithHTTPTimeouts(HTTPTimeouts{ReadHeader: time.Minute, Read: time.Minute, Idle: time.Minute}))
 
 	// Held: two websockets and a connection that has sent nothing yet.
 	ws := make([]*websocket.Conn, 2)
@@ -444,8 +443,7 @@ func TestHTTPServerConnectionLimit(t *testing.T) {
 // bound it instead.
 func TestHTTPServerWebsocketOutlivesTimeouts(t *testing.T) {
 	const timeout = time.Second
-	f := startHTTP(t, 10, WithHTTPReadHeaderTimeout(timeout), WithHTTPReadTimeout(timeout),
-		WithHTTPWriteTimeout(timeout), WithHTTPIdleTimeout(timeout))
+	f := startHTTP(t, 10, WithHTTPTimeouts(HTTPTimeouts{ReadHeader: timeout, Read: timeout, Write: timeout, Idle: timeout}))
 	ctx, cancel := context.WithCancel(context.Background())
 	ran := make(chan struct{})
 	go func() {
