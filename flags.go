@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/picstats/picstats/api"
 	"github.com/picstats/picstats/cluster"
 	"github.com/picstats/picstats/datafeed"
@@ -37,7 +39,10 @@ type options struct {
 	wedgedAfter      time.Duration
 	probeURL         string
 	probeTimeout     time.Duration
-	logger           *slog.Logger
+	metricsAddr      string
+	registry         *prometheus.Registry // set by all, so that its roles share one
+	logger           *slog.Logger         // with the key role
+	unroled          *slog.Logger         // without it
 	stdout           io.Writer
 }
 
@@ -323,19 +328,22 @@ func (g *feedFlags) apply(o *options) error {
 	return errors.Join(errs...)
 }
 
-// processorFlags: the micro-batches of all and processor.
+// processorFlags: the micro-batches and the metrics address of all and
+// processor.
 type processorFlags struct {
 	batchSize        int64
 	snapshotInterval time.Duration
+	metricsAddr      string
 }
 
 func (g *processorFlags) register(fs *flag.FlagSet) {
 	fs.Int64Var(&g.batchSize, "batch-size", processor.DefaultBatchSize, "input offsets per micro-batch: commits happen at batch boundaries")
 	fs.DurationVar(&g.snapshotInterval, "snapshot-interval", processor.DefaultSnapshotInterval, "how often open batches are sent to the table (latency)")
+	fs.StringVar(&g.metricsAddr, "metrics-addr", "", "HTTP listen `address` of the processor's /metrics, /healthz and /readyz (e.g. :9100); empty: none")
 }
 
 func (g *processorFlags) apply(o *options) error {
-	o.batchSize, o.snapshotInterval = g.batchSize, g.snapshotInterval
+	o.batchSize, o.snapshotInterval, o.metricsAddr = g.batchSize, g.snapshotInterval, g.metricsAddr
 	var errs []error
 	if g.batchSize < 1 {
 		errs = append(errs, fmt.Errorf("--batch-size %d: want at least 1", g.batchSize))

@@ -20,9 +20,9 @@ import (
 var roleFlagNames = map[string][]string{
 	"all": {"log-level", "log-format", "brokers", "topic-prefix", "partitions", "replication", "embedded-port",
 		"stats", "addr", "max-conns", "stale-after", "wedged-after", "allowed-origins", "images",
-		"rate", "count", "key", "batch-size", "snapshot-interval"},
+		"rate", "count", "key", "batch-size", "snapshot-interval", "metrics-addr"},
 	"processor": {"log-level", "log-format", "brokers", "topic-prefix", "partitions", "replication",
-		"stats", "batch-size", "snapshot-interval"},
+		"stats", "batch-size", "snapshot-interval", "metrics-addr"},
 	"api": {"log-level", "log-format", "brokers", "topic-prefix",
 		"stats", "addr", "max-conns", "stale-after", "wedged-after", "allowed-origins", "images"},
 	"datafeed": {"log-level", "log-format", "brokers", "topic-prefix", "partitions", "replication",
@@ -37,7 +37,7 @@ var validValue = map[string]string{
 	"replication": "3", "embedded-port": "19192", "stats": "count", "addr": ":0", "max-conns": "5",
 	"stale-after": "1s", "wedged-after": "1s", "allowed-origins": "*", "images": "images", "rate": "5",
 	"count": "5", "key": "picture_id", "batch-size": "7", "snapshot-interval": "1s", "topic": "stats",
-	"from-beginning": "false", "url": "http://h:1/", "timeout": "1s",
+	"from-beginning": "false", "url": "http://h:1/", "timeout": "1s", "metrics-addr": ":9100",
 }
 
 var helpFlag = regexp.MustCompile(`(?m)^  -([a-z-]+)`)
@@ -151,6 +151,7 @@ func TestRolesParseValidValues(t *testing.T) {
 			expect(t, "snapshot interval", o.snapshotInterval, 20*time.Millisecond)
 			expect(t, "stale after", o.staleAfter, 3*time.Second)
 			expect(t, "wedged after", o.wedgedAfter, 30*time.Second)
+			expect(t, "metrics addr (none)", o.metricsAddr, "")
 		}},
 		{"all", "", []string{"all", "--brokers", "a:1,b:2", "--topic-prefix", "x.", "--partitions", "8", "--replication", "3",
 			"--embedded-port", "19192", "--stats", "count,min_weight", "--addr", "127.0.0.1:0", "--max-conns", "9",
@@ -178,7 +179,8 @@ func TestRolesParseValidValues(t *testing.T) {
 			expect(t, "cluster logger", o.cluster.Logger, o.logger)
 		}},
 		{"processor", "env:9092", []string{"processor", "--topic-prefix", "x.", "--partitions", "2", "--replication", "3",
-			"--stats", "all,-count", "--batch-size", "5", "--snapshot-interval", "1s"}, func(t *testing.T, o *options) {
+			"--stats", "all,-count", "--batch-size", "5", "--snapshot-interval", "1s", "--metrics-addr", ":9100"}, func(t *testing.T, o *options) {
+			expect(t, "metrics addr", o.metricsAddr, ":9100")
 			expect(t, "brokers from $KAFKA_BROKER", strings.Join(o.cluster.Brokers, ","), "env:9092")
 			expect(t, "picture topic", string(o.cluster.Names.Pictures), "x.picture")
 			expect(t, "partitions", o.cluster.Partitions, 2)

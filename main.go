@@ -27,6 +27,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/picstats/picstats/api"
@@ -78,6 +81,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 
+	o.unroled = o.logger // all gives each of its roles its own (withRole)
+	o.logger = o.logger.With("role", name)
+	o.cluster.Logger = o.logger
 	// The first Ctrl-C or SIGTERM shuts down cleanly; a second one kills.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	go func() { <-ctx.Done(); stop() }()
@@ -112,23 +118,52 @@ func runAll(ctx context.Context, o *options) error {
 		o.cluster.Brokers = broker.Brokers()
 		o.logger.Info("embedded Kafka-compatible broker started (in memory, gone on exit)", "brokers", o.cluster.Brokers)
 	}
+	o.registry = newRegistry() // one for every role: the API's /metrics serves them all
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return runProcessor(ctx, o) })
-	g.Go(func() error { return runAPI(ctx, o) })
-	g.Go(func() error { return runDatafeed(ctx, o) })
+	g.Go(func() error { return runProcessor(ctx, o.withRole("processor")) })
+	g.Go(func() error { return runAPI(ctx, o.withRole("api")) })
+	g.Go(func() error { return runDatafeed(ctx, o.withRole("datafeed")) })
 	return g.Wait()
+}
+
+// withRole returns a copy of o whose logs say which role of all they
+// come from.
+func (o *options) withRole(role string) *options {
+	c := *o
+	c.logger = o.unroled.With("role", role)
+	c.cluster.Logger = c.logger
+	return &c
+}
+
+// newRegistry is a Prometheus registry with the Go runtime and process
+// collectors.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
 }
 
 // brokerWait is how long a role waits for an unreachable cluster at start.
 const brokerWait = time.Minute
 
 func runProcessor(ctx context.Context, o *options) error {
-	if err := cluster.WaitAndEnsureTopics(ctx, o.cluster, brokerWait); err != nil {
-		return err
+	reg := o.registry
+	if reg == nil {
+		reg = newRegistry()
 	}
-	p, err := processor.New(o.cluster.Names, o.stats, o.logger,
+	p, err := processor.New(o.cluster.Names, o.stats, o.logger, processor.WithMetrics(processor.NewMetrics(reg)),
 		processor.WithBatchSize(o.batchSize), processor.WithSnapshotInterval(o.snapshotInterval))
 	if err != nil {
+		return err
+	}
+	if o.metricsAddr != "" { // before waiting for the cluster: the probes say what the processor waits for
+		stop, err := serveProcessorHTTP(o, p, reg)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	if err := cluster.WaitAndEnsureTopics(ctx, o.cluster, brokerWait); err != nil {
 		return err
 	}
 	o.logger.Info("processor starting", "group", o.cluster.Names.Group, "input", o.cluster.Names.Pictures,
@@ -140,9 +175,44 @@ func runProcessor(ctx context.Context, o *options) error {
 	return nil
 }
 
+// serveProcessorHTTP serves the processor's /metrics, /healthz and /readyz
+// on --metrics-addr until stop is called.
+func serveProcessorHTTP(o *options, p *processor.Processor, reg *prometheus.Registry) (stop func(), err error) {
+	ln, err := net.Listen("tcp", o.metricsAddr)
+	if err != nil {
+		return nil, fmt.Errorf("processor: listen on %s (choose another with --metrics-addr): %w", o.metricsAddr, err)
+	}
+	m := http.NewServeMux()
+	m.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	m.HandleFunc("GET /healthz", p.Healthz)
+	m.HandleFunc("GET /readyz", p.Readyz)
+	hs := &http.Server{Handler: m, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+		WriteTimeout: 15 * time.Second, IdleTimeout: 2 * time.Minute}
+	url := "http://" + displayAddr(ln.Addr())
+	fmt.Fprintf(o.stdout, "picstats processor metrics and probes listening on %s  (%s/metrics, /healthz, /readyz)\n", url, url)
+	o.logger.Info("processor metrics and probes listening", "url", url)
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			o.logger.Error("processor metrics server", "err", err)
+		}
+	}()
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = hs.Shutdown(ctx)
+		<-served
+	}, nil
+}
+
 func runAPI(ctx context.Context, o *options) error {
+	reg := o.registry
+	if reg == nil {
+		reg = newRegistry()
+	}
 	srv := api.New(o.stats, o.logger, api.WithHubOptions(hub.WithAllowedOrigins(o.allowedOrigins...)),
-		api.WithStaleAfter(o.staleAfter), api.WithWedgedAfter(o.wedgedAfter))
+		api.WithStaleAfter(o.staleAfter), api.WithWedgedAfter(o.wedgedAfter), api.WithMetrics(reg, reg))
 	srv.ServeImages(o.feed.Images) // the dashboard's thumbnails
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
@@ -163,6 +233,7 @@ func runAPI(ctx context.Context, o *options) error {
 	})
 	g.Go(func() error { return api.RunView(ctx, o.cluster, srv) })
 	g.Go(func() error { return srv.Hub().Run(ctx) }) // closes websocket clients on shutdown
+	g.Go(func() error { srv.LogProgress(ctx); return nil })
 	g.Go(func() error {
 		<-ctx.Done()
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

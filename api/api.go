@@ -5,8 +5,10 @@
 //	GET /api/stats/{name}   one statistic's result
 //	GET /api/statistics     the enabled statistics with their descriptions
 //	GET /api/ws             websocket: a snapshot of every statistic, then every change (see package hub)
+//	GET /api/openapi.json   the OpenAPI 3.1 description of every route and answer (openapi.go)
 //	GET /healthz            the serving loop makes progress (503 when it is wedged)
 //	GET /readyz             the view is current: recovered, and caught up with the table within --stale-after (503 otherwise)
+//	GET /metrics            Prometheus metrics, with WithMetrics (metrics.go)
 //	GET /                   the live dashboard page (see dashboard.go)
 //	GET /static/{file}      the dashboard's CSS and JavaScript, embedded in the binary
 //	GET /images/{file}.jpg  the pictures, as the dashboard's thumbnails (ServeImages)
@@ -33,6 +35,8 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/storage"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/plugin/kprom"
 
 	"github.com/picstats/picstats/hub"
 	"github.com/picstats/picstats/stats"
@@ -66,6 +70,12 @@ type Server struct {
 	wedgedAfter    time.Duration
 	sampleInterval time.Duration
 	hubOpts        []hub.Option
+
+	metricsReg    prometheus.Registerer // WithMetrics; nil: no metrics (metrics.go)
+	metricsGather prometheus.Gatherer
+	http          *httpMetrics
+	requests      atomic.Int64 // answered so far, for the progress line
+	kprom         *kprom.Metrics
 }
 
 // Option configures a Server.
@@ -109,6 +119,7 @@ func New(kinds []stats.Kind, logger *slog.Logger, opts ...Option) *Server {
 		o(s)
 	}
 	s.hub = hub.New(append([]hub.Option{hub.WithLogger(logger)}, s.hubOpts...)...)
+	s.setUpMetrics()
 	for i, k := range kinds {
 		s.byName = append(s.byName, i)
 		name, _ := json.Marshal(k.Name)
@@ -286,10 +297,26 @@ func (s *Server) wedged(now time.Time) string {
 
 // Handler returns the HTTP routes.
 func (s *Server) Handler() http.Handler {
-	r := mux.NewRouter()
+	r := s.router()
+	s.initRouteMetrics(r) // metrics.go
+	return s.instrument(s.withImages(r))
+}
+
+// router returns the routes but /images/ (see withImages); each is in
+// openapi.json, and TestOpenAPIDescribesEveryRoute walks them.
+func (s *Server) router() *mux.Router {
+	// SkipClean: a path with "..", "." or "//" in it is a 404 (or the
+	// statistic "..", unknown) like any other path no route has, not a
+	// 301 to its cleaned form, which the API does not describe.
+	r := mux.NewRouter().SkipClean(true)
+	r.Use(routeLabel) // the route label of the request metrics (metrics.go)
+	if s.metricsGather != nil {
+		r.Handle("/metrics", s.metricsHandler()).Methods(http.MethodGet, http.MethodHead)
+	}
 	r.HandleFunc("/api/stats", s.all).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/api/stats/{name}", s.one).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/api/statistics", s.statistics).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc(openAPIPath, s.openAPI).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/api/ws", s.hub).Methods(http.MethodGet)
 	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet, http.MethodHead)
@@ -298,11 +325,26 @@ func (s *Server) Handler() http.Handler {
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no route %s", r.URL.Path))
 	})
-	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Allow", "GET, HEAD")
-		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed, use GET", r.Method))
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Allow", allowed(r, req)) // GET, HEAD; GET alone for /api/ws
+		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed, use GET", req.Method))
 	})
-	return s.withImages(r)
+	return r
+}
+
+// allowed returns the methods r has a route for at req's path, for the
+// Allow header of a 405.
+func allowed(r *mux.Router, req *http.Request) string {
+	var methods []string
+	for _, m := range []string{http.MethodGet, http.MethodHead} {
+		probe := req.Clone(req.Context())
+		probe.Method = m
+		var match mux.RouteMatch
+		if r.Match(probe, &match) && match.MatchErr == nil {
+			methods = append(methods, m)
+		}
+	}
+	return strings.Join(methods, ", ")
 }
 
 // healthz is the liveness probe: 503 when the serving loop is wedged, so

@@ -120,6 +120,9 @@ var imageName = regexp.MustCompile(`^[A-Za-z0-9_.-]+\.jpg$`)
 func (s *Server) withImages(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/images/") {
+			if rec, ok := w.(*recorder); ok {
+				rec.route = imagesRoute
+			}
 			s.image(w, r)
 			return
 		}

@@ -131,6 +131,33 @@ func (f *freshness) status(now time.Time) status {
 	return st
 }
 
+// partitionLags returns, per table partition of the newest sample, the
+// records the View had not applied then; nil before the first sample.
+func (f *freshness) partitionLags() []int64 {
+	var next []int64
+	if ps := f.parts.Load(); ps != nil {
+		next = make([]int64, len(*ps))
+		for p, pf := range *ps {
+			next[p] = pf.next.Load()
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.samples) == 0 {
+		return nil
+	}
+	ends := f.samples[len(f.samples)-1].ends
+	lags := make([]int64, len(ends))
+	for p, end := range ends {
+		if p < len(next) && end > next[p] {
+			lags[p] = end - next[p]
+		} else if p >= len(next) {
+			lags[p] = end
+		}
+	}
+	return lags
+}
+
 // reached reports whether the positions next have reached the end offsets.
 func reached(next, ends []int64) bool {
 	for p, end := range ends {

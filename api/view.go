@@ -22,7 +22,7 @@ import (
 // Meanwhile it asks the broker for the table's end offsets every second, so
 // that s knows how current the View is (see freshness).
 func RunView(ctx context.Context, c cluster.Config, s *Server, opts ...goka.ViewOption) error {
-	adm, err := c.Client()
+	adm, err := c.Client(s.clientOpts()...)
 	if err != nil {
 		return err
 	}

@@ -108,6 +108,8 @@ func Run(ctx context.Context, cl *kgo.Client, cfg Config, logger *slog.Logger) (
 
 	var acked, failed atomic.Int64           // counted in franz-go's produce callbacks
 	produceCtx := context.WithoutCancel(ctx) // a record once handed over is not aborted
+	stopProgress := logProgress(logger, &acked, &failed, time.Minute)
+	defer stopProgress()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for sent := 0; cfg.Count == 0 || sent < cfg.Count; sent++ {
@@ -155,4 +157,29 @@ func rateText(rate float64) string {
 		return "one record every 2-4 s"
 	}
 	return fmt.Sprintf("%g records/s", rate)
+}
+
+// logProgress logs one INFO line per interval with the records
+// acknowledged and failed since the last, until the returned stop is
+// called (which waits for it).
+func logProgress(logger *slog.Logger, acked, failed *atomic.Int64, interval time.Duration) (stop func()) {
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		lastAcked, lastFailed := acked.Load(), failed.Load()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-t.C:
+			}
+			a, f := acked.Load(), failed.Load()
+			logger.Info("datafeed progress", "acknowledged", a-lastAcked,
+				"records_per_second", float64(a-lastAcked)/interval.Seconds(), "failed", f-lastFailed)
+			lastAcked, lastFailed = a, f
+		}
+	}()
+	return func() { close(quit); <-done }
 }

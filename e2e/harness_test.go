@@ -181,7 +181,7 @@ type snapshot struct {
 }
 
 func getJSON(url string, v any) (int, error) {
-	resp, err := http.Get(url)
+	resp, err := apiClient.Get(url) // checked against api/openapi.json
 	if err != nil {
 		return 0, err
 	}

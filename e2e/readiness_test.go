@@ -46,7 +46,7 @@ func TestReadinessFollowsTheBroker(t *testing.T) {
 	}
 
 	// REST serves the last values meanwhile, with their age.
-	r, err := http.Get(url + "/api/stats/count")
+	r, err := apiClient.Get(url + "/api/stats/count")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func TestReadinessFollowsTheBroker(t *testing.T) {
 
 func readyz(t *testing.T, url string) *http.Response {
 	t.Helper()
-	resp, err := http.Get(url + "/readyz")
+	resp, err := apiClient.Get(url + "/readyz")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,8 +86,13 @@ func readyz(t *testing.T, url string) *http.Response {
 func awaitReadyz(t *testing.T, url string, code int, timeout time.Duration) {
 	t.Helper()
 	await.Until(t, timeout, fmt.Sprintf("/readyz to answer %d", code), func() error {
-		if got := readyz(t, url).StatusCode; got != code {
-			return fmt.Errorf("it answers %d", got)
+		resp, err := apiClient.Get(url + "/readyz")
+		if err != nil {
+			return err // a process just started may not listen yet
+		}
+		resp.Body.Close()
+		if resp.StatusCode != code {
+			return fmt.Errorf("it answers %d", resp.StatusCode)
 		}
 		return nil
 	})

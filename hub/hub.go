@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -69,6 +70,38 @@ type Hub struct {
 	pending time.Time                  // when dirty last went from empty to not; zero while empty
 	live    map[*hubClient]struct{}    // writer running, dropped or not: what shutdown may cut off
 	closed  bool                       // Run has shut down; refuse new clients
+
+	sent    atomic.Uint64                   // messages written to clients: snapshots and updates
+	dropped [len(DropReasons)]atomic.Uint64 // clients gone, by DropReasons index
+}
+
+// DropReason is why a client left the hub, a bounded set (metric labels).
+type DropReason string
+
+// The reasons a client leaves.
+const (
+	DropTooSlow      DropReason = "too_slow"      // its queue of updates was full
+	DropNoPong       DropReason = "no_pong"       // it answered no ping in time
+	DropClientClosed DropReason = "client_closed" // it closed the connection
+	DropError        DropReason = "error"         // reading or writing failed
+	DropShutdown     DropReason = "shutdown"      // the server shut down
+)
+
+// DropReasons lists every DropReason.
+var DropReasons = [...]DropReason{DropTooSlow, DropNoPong, DropClientClosed, DropError, DropShutdown}
+
+// MessagesSent returns the number of messages (snapshots and updates)
+// written to clients so far.
+func (h *Hub) MessagesSent() uint64 { return h.sent.Load() }
+
+// Dropped returns the number of clients that left so far for reason.
+func (h *Hub) Dropped(reason DropReason) uint64 {
+	for i, r := range DropReasons {
+		if r == reason {
+			return h.dropped[i].Load()
+		}
+	}
+	return 0
 }
 
 type published struct {
@@ -297,7 +330,7 @@ func (h *Hub) flush() {
 		select {
 		case c.send <- msg:
 		default:
-			h.drop(c, websocket.CloseTryAgainLater,
+			h.drop(c, DropTooSlow, websocket.CloseTryAgainLater,
 				fmt.Sprintf("too slow: %d updates queued", cap(c.send)))
 		}
 	}
@@ -416,8 +449,15 @@ func (h *Hub) originAllowed(r *http.Request) bool {
 
 // drop removes the client and tells its writer to close the connection with
 // code (0: without a close frame). Only the first reason counts.
-func (h *Hub) drop(c *hubClient, code int, reason string) {
+func (h *Hub) drop(c *hubClient, kind DropReason, code int, reason string) {
 	h.mu.Lock()
+	if _, ok := h.clients[c]; ok { // counted once, by whoever removes it, before Clients drops
+		for i, r := range DropReasons {
+			if r == kind {
+				h.dropped[i].Add(1)
+			}
+		}
+	}
 	delete(h.clients, c)
 	n := len(h.clients)
 	h.mu.Unlock()
@@ -442,16 +482,17 @@ func (h *Hub) read(c *hubClient) {
 	for {
 		if _, _, err := c.conn.NextReader(); err != nil {
 			var reason string
+			kind := DropError
 			var ne net.Error
 			switch {
 			case websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway):
-				reason = "client closed the connection"
+				reason, kind = "client closed the connection", DropClientClosed
 			case errors.As(err, &ne) && ne.Timeout():
-				reason = fmt.Sprintf("no pong within %v", pongWait)
+				reason, kind = fmt.Sprintf("no pong within %v", pongWait), DropNoPong
 			default:
 				reason = fmt.Errorf("read: %w", err).Error()
 			}
-			h.drop(c, 0, reason)
+			h.drop(c, kind, 0, reason)
 			return
 		}
 	}
@@ -471,7 +512,7 @@ func (h *Hub) write(c *hubClient, snapshot []byte) {
 	defer ping.Stop()
 
 	if err := h.writeText(c, snapshot); err != nil {
-		h.drop(c, 0, fmt.Errorf("write snapshot: %w", err).Error())
+		h.drop(c, DropError, 0, fmt.Errorf("write snapshot: %w", err).Error())
 		return
 	}
 	for {
@@ -487,12 +528,12 @@ func (h *Hub) write(c *hubClient, snapshot []byte) {
 			return
 		case msg := <-c.send:
 			if err := h.writeText(c, msg); err != nil {
-				h.drop(c, 0, fmt.Errorf("write update: %w", err).Error())
+				h.drop(c, DropError, 0, fmt.Errorf("write update: %w", err).Error())
 				return
 			}
 		case <-ping.C:
 			if err := c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(h.writeTimeout)); err != nil {
-				h.drop(c, 0, fmt.Errorf("write ping: %w", err).Error())
+				h.drop(c, DropError, 0, fmt.Errorf("write ping: %w", err).Error())
 				return
 			}
 		}
@@ -503,7 +544,11 @@ func (h *Hub) writeText(c *hubClient, msg []byte) error {
 	if err := c.conn.SetWriteDeadline(time.Now().Add(h.writeTimeout)); err != nil {
 		return err
 	}
-	return c.conn.WriteMessage(websocket.TextMessage, msg)
+	if err := c.conn.WriteMessage(websocket.TextMessage, msg); err != nil {
+		return err
+	}
+	h.sent.Add(1)
+	return nil
 }
 
 // closeHandshake sends the close frame and waits, bounded, for the client's
@@ -534,7 +579,7 @@ func (h *Hub) shutdown() {
 	clients := slices.Collect(maps.Keys(h.clients))
 	h.mu.Unlock()
 	for _, c := range clients {
-		h.drop(c, websocket.CloseGoingAway, "server shutting down")
+		h.drop(c, DropShutdown, websocket.CloseGoingAway, "server shutting down")
 	}
 
 	done := make(chan struct{})

@@ -324,6 +324,9 @@ func TestHubDropsSlowClient(t *testing.T) {
 		await(i, 5*time.Second)
 	}
 	t.Logf("slow client dropped after %d updates of 1 MB", i)
+	if n := hs.hub.Dropped(DropTooSlow); n != 1 {
+		t.Errorf("Dropped(too_slow) = %d, want 1", n)
+	}
 
 	// The fast client goes on getting the latest value promptly.
 	for range 3 {
@@ -549,4 +552,41 @@ func TestHubIgnoresInvalidJSON(t *testing.T) {
 	hs.hub.Publish("bad", json.RawMessage(`{not json`))
 	hs.hub.Publish("good", json.RawMessage(`2`))
 	assertStats(t, readMessage(t, hs.dial(t, nil), 5*time.Second), "snapshot", map[string]string{"good": `2`})
+}
+
+// TestHubCountsMessagesAndDrops checks the counts the API exports as
+// metrics: messages written, clients gone by reason.
+func TestHubCountsMessagesAndDrops(t *testing.T) {
+	hs := startHub(t, WithFlushInterval(10*time.Millisecond))
+	hs.hub.Publish("a", json.RawMessage(`1`))
+	conn := hs.dial(t, nil)
+	readMessage(t, conn, 5*time.Second) // the snapshot
+	hs.hub.Publish("a", json.RawMessage(`2`))
+	readMessage(t, conn, 5*time.Second) // an update
+	await.True(t, 5*time.Second, "two messages counted", func() bool { return hs.hub.MessagesSent() == 2 })
+
+	_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+	await.True(t, 5*time.Second, "the client to be counted as gone", func() bool { return hs.hub.Dropped(DropClientClosed) == 1 })
+	if hs.hub.Clients() != 0 {
+		t.Errorf("%d clients after the only one closed", hs.hub.Clients())
+	}
+
+	other := hs.dial(t, nil)
+	readMessage(t, other, 5*time.Second)
+	go func() { // answers the close frame of the shutdown
+		for {
+			if _, _, err := other.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+	hs.stop(t)
+	if got := hs.hub.Dropped(DropShutdown); got != 1 {
+		t.Errorf("Dropped(shutdown) = %d after a shutdown with one client, want 1", got)
+	}
+	for _, r := range []DropReason{DropTooSlow, DropNoPong, DropError} {
+		if got := hs.hub.Dropped(r); got != 0 {
+			t.Errorf("Dropped(%s) = %d, want 0", r, got)
+		}
+	}
 }

@@ -29,6 +29,7 @@ type shutdownContext struct {
 type gokaContext = goka.Context
 
 func (c *shutdownContext) Key() string                                          { return c.key }
+func (c *shutdownContext) Partition() int32                                     { return 0 }
 func (c *shutdownContext) Value() any                                           { return c.value }
 func (c *shutdownContext) Fail(err error)                                       { c.fails = append(c.fails, err) }
 func (c *shutdownContext) SetValue(any, ...goka.ContextOption)                  { c.set++ }

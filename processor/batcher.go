@@ -27,10 +27,11 @@ import (
 // owns p next restarts at a batch boundary and forms the very same batches;
 // table.Value.Apply makes repeated and stale snapshots harmless.
 type batcher struct {
-	kinds  []stats.Kind
-	size   int64 // N, records per batch
-	out    outputs
-	logger *slog.Logger
+	kinds   []stats.Kind
+	size    int64 // N, records per batch
+	out     outputs
+	logger  *slog.Logger
+	metrics *Metrics // nil: not counted (tests)
 
 	mu    sync.RWMutex
 	parts map[int32]*ownedPartition
@@ -154,7 +155,7 @@ func (b *batcher) add(st *ownedPartition, offset int64, rec *stats.Record, rejec
 		b.finalise(st)
 		b.begin(st, batch, st.batch)
 	case batch < st.batch:
-		b.out.fail(fmt.Errorf("partition %d went back from batch %d to offset %d", st.id, st.batch, offset))
+		b.out.fail(at(st.id, st.batch, offset, fmt.Errorf("partition %d went back from batch %d to offset %d", st.id, st.batch, offset)))
 		return
 	}
 	for _, a := range st.aggs {
@@ -166,7 +167,7 @@ func (b *batcher) add(st *ownedPartition, offset int64, rec *stats.Record, rejec
 		pb.acks.Add(1)
 		b.out.forward(rejectKey, rejectValue, func(err error) {
 			if err != nil {
-				b.out.fail(fmt.Errorf("rejected record %s not forwarded: %w", rejectKey, err))
+				b.out.fail(at(st.id, offset/b.size, offset, fmt.Errorf("rejected record %s not forwarded: %w", rejectKey, err)))
 				return
 			}
 			b.ack(st, pb)
@@ -192,11 +193,14 @@ func (b *batcher) begin(st *ownedPartition, batch, prev int64) {
 // finalise sends the final snapshot of st's open batch, which closes it;
 // st.mu is held.
 func (b *batcher) finalise(st *ownedPartition) {
+	if b.metrics != nil {
+		b.metrics.part(st.id).batchClosed(b.metrics)
+	}
 	pb := st.open
 	pb.acks.Add(int64(len(b.kinds)))
 	b.send(st, true, func(err error) {
 		if err != nil {
-			b.out.fail(fmt.Errorf("final snapshot of partition %d batch %d not stored: %w", st.id, pb.batch, err))
+			b.out.fail(at(st.id, pb.batch, -1, fmt.Errorf("final snapshot of partition %d batch %d not stored: %w", st.id, pb.batch, err)))
 			return
 		}
 		b.ack(st, pb)
@@ -224,9 +228,13 @@ func (b *batcher) flush() {
 	for _, st := range parts {
 		st.mu.Lock()
 		if st.dirty && st.hwm-st.last-1 < b.size {
+			if b.metrics != nil {
+				b.metrics.openFlushes.Inc()
+			}
+			batch := st.batch
 			b.send(st, false, func(err error) {
 				if err != nil {
-					b.out.fail(fmt.Errorf("snapshot of partition %d not stored: %w", st.id, err))
+					b.out.fail(at(st.id, batch, -1, fmt.Errorf("snapshot of partition %d not stored: %w", st.id, err)))
 				}
 			})
 		}
@@ -236,6 +244,16 @@ func (b *batcher) flush() {
 
 // send emits one snapshot per statistic of st's open batch; st.mu is held.
 func (b *batcher) send(st *ownedPartition, final bool, done func(error)) {
+	if m := b.metrics; m != nil { // time the whole snapshot: until its last statistic is acknowledged
+		start, left, inner := time.Now(), new(atomic.Int64), done
+		left.Store(int64(len(b.kinds)))
+		done = func(err error) {
+			if left.Add(-1) == 0 {
+				m.snapshotSend.Observe(time.Since(start).Seconds())
+			}
+			inner(err)
+		}
+	}
 	for i, k := range b.kinds {
 		agg, err := k.Encode(st.aggs[i])
 		if err != nil {
@@ -270,11 +288,14 @@ func (b *batcher) commitAcknowledged(st *ownedPartition) {
 	}
 }
 
-// run flushes open batches every interval until stop is closed.
-func (b *batcher) run(interval time.Duration, stop <-chan struct{}) {
+// run flushes open batches every interval until stop is closed, storing
+// the time of each flush (unix ns) in beat, the watchdog's input.
+func (b *batcher) run(interval time.Duration, stop <-chan struct{}, beat *atomic.Int64) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	defer beat.Store(0)
 	for {
+		beat.Store(time.Now().UnixNano())
 		select {
 		case <-stop:
 			return
@@ -285,3 +306,35 @@ func (b *batcher) run(interval time.Duration, stop <-chan struct{}) {
 }
 
 var errBatcherFailed = errors.New("snapshot batcher failed")
+
+// positionError is an error of the input stage at a partition, batch and
+// offset (-1: none), which the log line of a failure carries as the keys
+// partition, batch and offset.
+type positionError struct {
+	partition     int32
+	batch, offset int64
+	err           error
+}
+
+func at(partition int32, batch, offset int64, err error) error {
+	return &positionError{partition, batch, offset, err}
+}
+
+func (e *positionError) Error() string { return e.err.Error() }
+func (e *positionError) Unwrap() error { return e.err }
+
+// logAttrs are err's log attributes: err, and where it happened if known.
+func logAttrs(err error) []any {
+	attrs := []any{"err", err}
+	var pe *positionError
+	if errors.As(err, &pe) {
+		attrs = append(attrs, "partition", pe.partition)
+		if pe.batch >= 0 {
+			attrs = append(attrs, "batch", pe.batch)
+		}
+		if pe.offset >= 0 {
+			attrs = append(attrs, "offset", pe.offset)
+		}
+	}
+	return attrs
+}

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -105,19 +106,31 @@ func (c *committer) stop() {
 	<-c.done
 }
 
-// commitOffsets commits input offsets of topic, synchronously.
-func commitOffsets(cl *kgo.Client, topic string, offsets map[int32]int64, logger *slog.Logger) {
+// commitOffsets commits input offsets of topic, synchronously, and returns
+// the commit's error (which it logs).
+func commitOffsets(cl *kgo.Client, topic string, offsets map[int32]int64, logger *slog.Logger) (failed error) {
 	req := make(map[int32]kgo.EpochOffset, len(offsets))
 	for part, off := range offsets {
 		req[part] = kgo.EpochOffset{Epoch: -1, Offset: off}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cl.CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{topic: req}, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, _ *kmsg.OffsetCommitResponse, err error) {
+	cl.CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{topic: req}, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err == nil {
+			for _, topic := range resp.Topics {
+				for _, part := range topic.Partitions {
+					if err == nil {
+						err = kerr.ErrorForCode(part.ErrorCode)
+					}
+				}
+			}
+		}
 		if err != nil {
+			failed = err
 			// Not fatal: the batch is stored, and a later boundary (or a
 			// replay from an earlier one) covers it.
 			logger.Warn("committing input offsets", "offsets", fmt.Sprint(offsets), "err", err)
 		}
 	})
+	return failed
 }

@@ -3,6 +3,7 @@ package processor
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -31,7 +32,11 @@ func (p *Processor) runInput(ctx context.Context, c cluster.Config, producer gok
 	// Commits and forwarded records begin only after the first fetch, when
 	// cl is set; the batcher must exist before, for the client's callbacks.
 	var cl *kgo.Client
-	commits := newCommitter(p.logger, func(offsets map[int32]int64) { commitOffsets(cl, topic, offsets, p.logger) })
+	commits := newCommitter(p.logger, func(offsets map[int32]int64) {
+		start := time.Now()
+		err := commitOffsets(cl, topic, offsets, p.logger)
+		p.metrics.committedOffsets(offsets, time.Since(start), err)
+	})
 	p.batcher = newBatcher(p.kinds, p.batch, outputs{
 		snapshots: string(c.Names.Snapshots()),
 		producer:  producer,
@@ -41,7 +46,8 @@ func (p *Processor) runInput(ctx context.Context, c cluster.Config, producer gok
 		commit: commits.request,
 		fail:   fail,
 	}, p.logger)
-	cl, err := c.Client(
+	p.batcher.metrics = p.metrics
+	cl, err := c.Client(append(p.metrics.kgoHooks("kafka_input"),
 		kgo.ConsumerGroup(c.Names.InputGroup()),
 		kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -56,25 +62,33 @@ func (p *Processor) runInput(ctx context.Context, c cluster.Config, producer gok
 		kgo.SessionTimeout(10*time.Second),
 		kgo.RebalanceTimeout(10*time.Second), // a rebalance waits this long for members that died
 		kgo.OnPartitionsAssigned(func(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
-			p.batcher.assign(committedOffsets(ctx, cl, c.Names.InputGroup(), topic, assigned[topic]))
+			committed := committedOffsets(ctx, cl, c.Names.InputGroup(), topic, assigned[topic])
+			p.metrics.assigned(committed, partitionBounds(ctx, cl, topic, assigned[topic]))
+			p.batcher.assign(committed)
+			p.health.assigned.Store(true) // called on every join, also with nothing assigned
+			p.logger.Info("input partitions assigned", "partitions", fmt.Sprint(assigned[topic]))
 		}),
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
 			p.batcher.revoke(revoked[topic])
+			p.metrics.revoked(revoked[topic])
 			commits.forget(revoked[topic])
 		}),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+			p.health.assigned.Store(false) // the session is lost: no longer in the group
 			p.batcher.revoke(lost[topic])
+			p.metrics.revoked(lost[topic])
 			commits.forget(lost[topic])
 		}),
-	)
+	)...)
 	if err != nil {
 		producer.Close()
 		return err
 	}
 	defer cl.Close()
+	defer p.health.assigned.Store(false)
 	go commits.run()
 	stopFlush, flushed := make(chan struct{}), make(chan struct{})
-	go func() { defer close(flushed); p.batcher.run(p.interval, stopFlush) }()
+	go func() { defer close(flushed); p.batcher.run(p.interval, stopFlush, &p.health.flushBeat) }()
 	defer func() {
 		close(stopFlush)
 		<-flushed
@@ -113,6 +127,7 @@ func (p *Processor) runInput(ctx context.Context, c cluster.Config, producer gok
 		if fetches.NumRecords() > 0 {
 			fetchErrs.progressed()
 		}
+		p.health.handling.Store(polled.UnixNano())
 		var wg sync.WaitGroup
 		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
 			wg.Add(1)
@@ -122,6 +137,7 @@ func (p *Processor) runInput(ctx context.Context, c cluster.Config, producer gok
 			}()
 		})
 		wg.Wait()
+		p.health.handling.Store(0)
 		if p.hook != nil && fetches.NumRecords() > 0 {
 			p.hook(fetches.NumRecords(), polled)
 		}
@@ -139,8 +155,19 @@ func (p *Processor) runInput(ctx context.Context, c cluster.Config, producer gok
 }
 
 // handle decodes records of one partition, in offset order, and adds them
-// to their batches.
+// to their batches. It counts them once for the fetch, not per record.
 func (p *Processor) handle(part int32, hwm int64, recs []*kgo.Record) {
+	var rejected [len(reasonIndex)]int
+	defer func() {
+		if p.batcher.owned(part) == nil {
+			return // dropped (addAll): its owner counts it
+		}
+		next := int64(-1)
+		if len(recs) > 0 {
+			next = recs[len(recs)-1].Offset + 1
+		}
+		p.metrics.part(part).fetched(p.metrics, len(recs), &rejected, next, hwm)
+	}()
 	p.batcher.addAll(part, hwm, func(add adder) {
 		rec := new(stats.Record)
 		for _, r := range recs {
@@ -152,6 +179,7 @@ func (p *Processor) handle(part int32, hwm int64, recs []*kgo.Record) {
 				continue
 			}
 			rec.Rejected, _ = codec.ReasonOf(err)
+			rejected[reasonSlot(rec.Rejected)]++
 			rej := Rejection{Reason: rec.Rejected, Error: err.Error(), Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: string(r.Key)}
 			if utf8.Valid(r.Value) {
 				rej.Value = string(r.Value)
@@ -162,6 +190,33 @@ func (p *Processor) handle(part int32, hwm int64, recs []*kgo.Record) {
 			add(r.Offset, rec, RejectionKey(r.Topic, r.Partition, r.Offset), value)
 		}
 	})
+}
+
+// partitionBounds returns the start and end offsets of the assigned
+// partitions, for the lag of those no fetch has returned records of (yet);
+// nil if the broker does not say.
+func partitionBounds(ctx context.Context, cl *kgo.Client, topic string, parts []int32) map[int32][2]int64 {
+	if len(parts) == 0 {
+		return nil
+	}
+	adm := kadm.NewClient(cl)
+	starts, err := adm.ListStartOffsets(ctx, topic)
+	if err != nil {
+		return nil
+	}
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		return nil
+	}
+	out := map[int32][2]int64{}
+	for _, p := range parts {
+		s, sok := starts.Lookup(topic, p)
+		e, eok := ends.Lookup(topic, p)
+		if sok && eok && s.Err == nil && e.Err == nil {
+			out[p] = [2]int64{s.Offset, e.Offset}
+		}
+	}
+	return out
 }
 
 // committedOffsets fetches where the group's commits left the assigned

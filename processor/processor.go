@@ -49,6 +49,8 @@ type Processor struct {
 	interval time.Duration
 	batcher  *batcher
 	hook     InputHook
+	metrics  *Metrics
+	health   health
 
 	missingTopicWait time.Duration // how long the input topic may be missing; tests shorten it
 }
@@ -74,6 +76,12 @@ type InputHook func(n int, polled time.Time)
 // WithInputHook sets the hook told of every handled fetch.
 func WithInputHook(h InputHook) Option { return func(p *Processor) { p.hook = h } }
 
+// WithMetrics sets the metrics the processor counts into (default:
+// NewMetrics(nil), counted but not exported). The franz-go clients of the
+// input stage and the snapshot producer export theirs (kprom) on the same
+// registerer.
+func WithMetrics(m *Metrics) Option { return func(p *Processor) { p.metrics = m } }
+
 // Defaults of the options.
 const (
 	DefaultBatchSize        = 10_000
@@ -89,6 +97,9 @@ func New(names cluster.Names, kinds []stats.Kind, logger *slog.Logger, opts ...O
 		batch: DefaultBatchSize, interval: DefaultSnapshotInterval, missingTopicWait: DefaultMissingTopicWait}
 	for _, o := range opts {
 		o(p)
+	}
+	if p.metrics == nil {
+		p.metrics = NewMetrics(nil)
 	}
 	if p.batch < 1 {
 		return nil, fmt.Errorf("processor: batch size %d: want at least 1", p.batch)
@@ -119,7 +130,9 @@ func (p *Processor) Graph() *goka.GroupGraph {
 // heal: no permission to read it, or a topic that no longer exists (for
 // DefaultMissingTopicWait).
 func (p *Processor) Run(ctx context.Context, c cluster.Config) error {
-	producer, err := newSnapshotProducer(c)
+	p.health.started.Store(time.Now().UnixNano())
+	defer p.health.stopped.Store(true)
+	producer, err := newSnapshotProducer(c, p.metrics.kgoHooks("kafka_snapshots")...)
 	if err != nil {
 		return fmt.Errorf("processor: %w", err)
 	}
@@ -128,7 +141,7 @@ func (p *Processor) Run(ctx context.Context, c cluster.Config) error {
 	var failOnce sync.Once
 	fail := func(err error) {
 		failOnce.Do(func() {
-			p.logger.Error("processor failing", "err", err)
+			p.logger.Error("processor failing", logAttrs(err)...)
 			cancel(fmt.Errorf("%w: %w", errBatcherFailed, err))
 		})
 	}
@@ -151,9 +164,13 @@ func (p *Processor) Run(ctx context.Context, c cluster.Config) error {
 		// Operators (and bench/peers' recovery figure) want to know when
 		// the table stage has recovered its partitions of the table.
 		if table.WaitForReadyContext(ctx) == nil && table.Recovered() {
-			p.logger.Info("processor ready: table recovered", "after", time.Since(start).Round(time.Millisecond).String())
+			took := time.Since(start)
+			p.metrics.recovery.Set(took.Seconds())
+			p.health.recovered.Store(true)
+			p.logger.Info("processor ready: table recovered", "after", took.Round(time.Millisecond).String())
 		}
 	}()
+	go p.logProgress(ctx, progressInterval)
 	var wg sync.WaitGroup
 	var tableErr, inputErr error
 	wg.Add(2)
@@ -224,6 +241,8 @@ func (p *Processor) apply(ctx goka.Context, msg any) {
 		p.logger.Warn("dropping a snapshot of a statistic that is not enabled here", "stat", name)
 		return
 	}
+	busy := p.health.applyStarted(ctx.Partition())
+	defer busy.Store(0)
 	var snap table.Snapshot
 	if err := snap.UnmarshalBinary(bytesOf(msg)); err != nil {
 		ctx.Fail(fmt.Errorf("snapshot of %s: %w", name, err))
@@ -234,14 +253,16 @@ func (p *Processor) apply(ctx goka.Context, msg any) {
 		ctx.Fail(fmt.Errorf("table value of %s: %w", name, err)) // stop loudly rather than misread state
 		return
 	}
-	changed, err := v.Apply(k, snap)
+	outcome, err := v.ApplyOutcome(k, snap)
 	if err != nil {
 		ctx.Fail(fmt.Errorf("apply a snapshot of %s: %w", name, err))
 		return
 	}
-	if !changed {
+	if outcome != table.Applied {
+		p.metrics.ignoredBy[outcome].Inc()
 		return
 	}
+	p.metrics.applied.Inc()
 	total, err := v.Stat(k)
 	if err != nil {
 		ctx.Fail(fmt.Errorf("table value of %s: %w", name, err))

@@ -30,6 +30,7 @@ func startTester(t *testing.T, kinds []stats.Kind, opts ...Option) (tt *tester.T
 		t.Fatal(err)
 	}
 	p.batcher = testBatcher(t, tt, names, kinds, p.batch)
+	p.batcher.metrics = p.metrics
 	proc, err := goka.NewProcessor(nil, p.Graph(), goka.WithTester(tt))
 	if err != nil {
 		t.Fatal(err)

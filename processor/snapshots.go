@@ -31,8 +31,8 @@ var _ goka.Producer = (*snapshotProducer)(nil)
 // (a broker restart, a leader election) before the processor gives up.
 const snapshotDeliveryTimeout = time.Minute
 
-func newSnapshotProducer(c cluster.Config) (*snapshotProducer, error) {
-	cl, err := c.Client(
+func newSnapshotProducer(c cluster.Config, extra ...kgo.Opt) (*snapshotProducer, error) {
+	cl, err := c.Client(append(extra,
 		kgo.ClientID(cluster.ClientID+"-snapshots"),
 		kgo.RecordPartitioner(kgo.BasicConsistentPartitioner(func(string) func(*kgo.Record, int) int { return gokaPartition })),
 		kgo.MaxProduceRequestsInflightPerBroker(1),
@@ -44,7 +44,7 @@ func newSnapshotProducer(c cluster.Config) (*snapshotProducer, error) {
 		kgo.ProducerLinger(5*time.Millisecond),
 		kgo.ProducerBatchMaxBytes(cluster.MaxStateBytes),
 		kgo.RecordDeliveryTimeout(snapshotDeliveryTimeout),
-	)
+	)...)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot producer: %w", err)
 	}

@@ -63,34 +63,72 @@ func (v *Value) part(p int32) *Part {
 // Every snapshot is deterministic in (Batch, Last), so a repeated or stale
 // one changes nothing. Apply reports whether the value changed.
 func (v *Value) Apply(k stats.Kind, s Snapshot) (bool, error) {
+	o, err := v.ApplyOutcome(k, s)
+	return o == Applied, err
+}
+
+// Outcome is what Apply did with a snapshot.
+type Outcome int
+
+const (
+	Applied Outcome = iota // the value changed
+	// IgnoredReplay: the snapshot's batch is closed already, or it repeats
+	// the open snapshot (a replay after a crash, a retried send).
+	IgnoredReplay
+	// IgnoredStale: its Prev is not closed yet, or an open snapshot of a
+	// later batch or offset is kept already: an old owner of the partition
+	// running behind or ahead.
+	IgnoredStale
+)
+
+// String is the outcome's metric label: applied, replay or stale_owner.
+func (o Outcome) String() string {
+	switch o {
+	case IgnoredReplay:
+		return "replay"
+	case IgnoredStale:
+		return "stale_owner"
+	}
+	return "applied"
+}
+
+// ApplyOutcome is Apply, saying why a snapshot that changes nothing is
+// ignored.
+func (v *Value) ApplyOutcome(k stats.Kind, s Snapshot) (Outcome, error) {
 	p := v.part(s.Partition)
-	if p.ClosedThrough != NoBatch && (s.Batch <= p.ClosedThrough || s.Prev > p.ClosedThrough) {
-		return false, nil
+	if p.ClosedThrough != NoBatch && s.Batch <= p.ClosedThrough {
+		return IgnoredReplay, nil
+	}
+	if p.ClosedThrough != NoBatch && s.Prev > p.ClosedThrough {
+		return IgnoredStale, nil
 	}
 	if !s.Final {
-		if p.Open != nil && (p.Open.Batch > s.Batch || (p.Open.Batch == s.Batch && p.Open.Last >= s.Last)) {
-			return false, nil
+		if p.Open != nil && p.Open.Batch == s.Batch && p.Open.Last == s.Last {
+			return IgnoredReplay, nil
+		}
+		if p.Open != nil && (p.Open.Batch > s.Batch || (p.Open.Batch == s.Batch && p.Open.Last > s.Last)) {
+			return IgnoredStale, nil
 		}
 		p.Open = &OpenBatch{Batch: s.Batch, Last: s.Last, Agg: s.Agg}
-		return true, nil
+		return Applied, nil
 	}
 	closed, err := k.Decode(p.Closed)
 	if err != nil {
-		return false, err
+		return IgnoredReplay, err
 	}
 	batch, err := k.Decode(s.Agg)
 	if err != nil {
-		return false, err
+		return IgnoredReplay, err
 	}
 	closed.Merge(batch)
 	if p.Closed, err = k.Encode(closed); err != nil {
-		return false, err
+		return IgnoredReplay, err
 	}
 	p.ClosedThrough = s.Batch
 	if p.Open != nil && p.Open.Batch <= s.Batch {
 		p.Open = nil
 	}
-	return true, nil
+	return Applied, nil
 }
 
 // Stat merges every partition's closed and open aggregates: the statistic

@@ -246,3 +246,32 @@ func TestMalformedValuesFail(t *testing.T) {
 		}
 	}
 }
+
+// TestApplyOutcomeSaysWhy checks the reasons the processor's
+// picstats_table_snapshots_ignored_total counts.
+func TestApplyOutcomeSaysWhy(t *testing.T) {
+	k, _ := stats.Lookup("count")
+	var v Value
+	steps := []struct {
+		name string
+		snap Snapshot
+		want Outcome
+	}{
+		{"first open snapshot", Snapshot{Batch: 0, Prev: NoBatch, Last: 4, Agg: aggOf(t, k, 0, 5)}, Applied},
+		{"the same open snapshot again", Snapshot{Batch: 0, Prev: NoBatch, Last: 4, Agg: aggOf(t, k, 0, 5)}, IgnoredReplay},
+		{"an older open snapshot", Snapshot{Batch: 0, Prev: NoBatch, Last: 2, Agg: aggOf(t, k, 0, 3)}, IgnoredStale},
+		{"final", Snapshot{Batch: 0, Prev: NoBatch, Last: 9, Final: true, Agg: aggOf(t, k, 0, 10)}, Applied},
+		{"final again", Snapshot{Batch: 0, Prev: NoBatch, Last: 9, Final: true, Agg: aggOf(t, k, 0, 10)}, IgnoredReplay},
+		{"skips batch 1", Snapshot{Batch: 2, Prev: 1, Last: 24, Agg: aggOf(t, k, 20, 25)}, IgnoredStale},
+		{"batch 1", Snapshot{Batch: 1, Prev: 0, Last: 12, Agg: aggOf(t, k, 10, 13)}, Applied},
+	}
+	for _, s := range steps {
+		got, err := v.ApplyOutcome(k, s.snap)
+		if err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		if got != s.want {
+			t.Errorf("%s: %v, want %v", s.name, got, s.want)
+		}
+	}
+}
