@@ -156,8 +156,9 @@ func (r *recorder) observe() {
 	default:
 		method = "other" // bounded: a client may send any token
 	}
-	r.s.http.requests.WithLabelValues(r.route, method, strconv.Itoa(code)).Inc()
+	// The duration first: whoever sees the request counted sees its duration too.
 	r.s.http.duration.WithLabelValues(r.route).Observe(time.Since(r.start).Seconds())
+	r.s.http.requests.WithLabelValues(r.route, method, strconv.Itoa(code)).Inc()
 }
 
 func (r *recorder) WriteHeader(code int) {
