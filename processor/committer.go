@@ -80,13 +80,13 @@ func (c *committer) run() {
 func (c *committer) commitPending() {
 	c.mu.Lock()
 	offsets := c.pending
-	if len(offsets) > 0 {
-		c.pending = map[int32]int64{}
+	if len(offsets) == 0 {
+		c.mu.Unlock()
+		return // offsets is still c.pending: not to be read unlocked
 	}
+	c.pending = map[int32]int64{}
 	c.mu.Unlock()
-	if len(offsets) > 0 {
-		c.commit(offsets)
-	}
+	c.commit(offsets)
 }
 
 // forget drops the waiting commits of partitions this instance no longer
