@@ -1,0 +1,3 @@
+#!/bin/bash
+# kafka-consumer-groups.sh of the apache/kafka stand-in image (scripts/compose-test)
+exec /opt/kafka/bin/kafka-run-class.sh org.apache.kafka.tools.consumer.group.ConsumerGroupCommand "$@"
