@@ -46,9 +46,10 @@ type outputs struct {
 	fail      func(error)                                      // a snapshot or rejected record was not stored: stop
 }
 
-// newBatcher returns a batcher of kinds into batches of size offsets.
-func newBatcher(kinds []stats.Kind, size int64, out outputs, logger *slog.Logger) *batcher {
-	return &batcher{kinds: kinds, size: size, out: out, logger: logger, parts: map[int32]*ownedPartition{}}
+// newBatcher returns a batcher of kinds into batches of size offsets,
+// counted in metrics (nil: not counted).
+func newBatcher(kinds []stats.Kind, size int64, out outputs, metrics *Metrics, logger *slog.Logger) *batcher {
+	return &batcher{kinds: kinds, size: size, out: out, metrics: metrics, logger: logger, parts: map[int32]*ownedPartition{}}
 }
 
 // ownedPartition is the open batch of one input partition this instance

@@ -110,7 +110,7 @@ func TestCommittedOffsetsOnlyGrow(t *testing.T) {
 			fwdMu.Unlock()
 		},
 		commit: log.commit,
-		fail:   func(err error) { t.Errorf("batcher: %v", err) }}, slog.New(slog.DiscardHandler))
+		fail:   func(err error) { t.Errorf("batcher: %v", err) }}, nil, slog.New(slog.DiscardHandler))
 	parts := []int32{0, 1}
 	b.assign(map[int32]int64{0: -1, 1: -1})
 

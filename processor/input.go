@@ -45,8 +45,7 @@ func (p *Processor) runInput(ctx context.Context, c cluster.Config, producer gok
 		},
 		commit: commits.request,
 		fail:   fail,
-	}, p.logger)
-	p.batcher.metrics = p.metrics
+	}, p.metrics, p.logger)
 	cl, err := c.Client(append(p.metrics.kgoHooks("kafka_input"),
 		kgo.ConsumerGroup(c.Names.InputGroup()),
 		kgo.ConsumeTopics(topic),

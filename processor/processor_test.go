@@ -29,8 +29,7 @@ func startTester(t *testing.T, kinds []stats.Kind, opts ...Option) (tt *tester.T
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.batcher = testBatcher(t, tt, names, kinds, p.batch)
-	p.batcher.metrics = p.metrics
+	p.batcher = testBatcher(t, tt, names, kinds, p.batch, p.metrics)
 	proc, err := goka.NewProcessor(nil, p.Graph(), goka.WithTester(tt))
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +59,7 @@ func startTester(t *testing.T, kinds []stats.Kind, opts ...Option) (tt *tester.T
 
 // testBatcher is a batcher that sends its snapshots and rejected records to
 // goka's tester, commits nothing, and fails t when it fails.
-func testBatcher(t *testing.T, tt *tester.Tester, names cluster.Names, kinds []stats.Kind, size int64) *batcher {
+func testBatcher(t *testing.T, tt *tester.Tester, names cluster.Names, kinds []stats.Kind, size int64, metrics *Metrics) *batcher {
 	producer, _ := tt.ProducerBuilder()(nil, "", goka.DefaultHasher())
 	return newBatcher(kinds, size, outputs{
 		snapshots: string(names.Snapshots()),
@@ -70,7 +69,7 @@ func testBatcher(t *testing.T, tt *tester.Tester, names cluster.Names, kinds []s
 		},
 		commit: func(int32, int64) {},
 		fail:   func(err error) { t.Errorf("batcher: %v", err) },
-	}, slog.New(slog.DiscardHandler))
+	}, metrics, slog.New(slog.DiscardHandler))
 }
 
 // result reads a statistic from the group table as the API would.
@@ -230,7 +229,7 @@ func TestTopicNamesAgreeWithGoka(t *testing.T) {
 func TestRecordsOfUnownedPartitionsAreDropped(t *testing.T) {
 	tt := tester.New(t)
 	names := cluster.DefaultNames("")
-	b := testBatcher(t, tt, names, stats.All(), 10)
+	b := testBatcher(t, tt, names, stats.All(), 10, nil)
 	b.assign(map[int32]int64{0: -1})
 	rec := stats.Record{Registration: codec.Registration{PictureID: "a", Weight: 5}}
 	b.addAll(1, 16, func(add adder) { add(15, &rec, "", nil) })
@@ -248,7 +247,7 @@ func TestRecordsOfUnownedPartitionsAreDropped(t *testing.T) {
 func TestNoOpenSnapshotsWhileFarBehind(t *testing.T) {
 	tt := tester.New(t)
 	names := cluster.DefaultNames("")
-	b := testBatcher(t, tt, names, stats.All(), 10)
+	b := testBatcher(t, tt, names, stats.All(), 10, nil)
 	snapshots := tt.NewQueueTracker(string(names.Snapshots()))
 	b.assign(map[int32]int64{0: -1})
 	rec := stats.Record{Registration: codec.Registration{PictureID: "a", Weight: 5}}
