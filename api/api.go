@@ -20,6 +20,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -75,6 +76,7 @@ type Server struct {
 	metricsGather prometheus.Gatherer
 	http          *httpMetrics
 	requests      atomic.Int64 // answered so far, for the progress line
+	valuesBehind  atomic.Int64 // table values the View kept out (table.Join)
 	kprom         *kprom.Metrics
 }
 
@@ -143,9 +145,11 @@ func (s *Server) kind(name string) (int, bool) {
 }
 
 // Update is a goka View update callback (goka.WithViewCallback): it stores
-// the table value as goka's default does, records how far the View has
-// read, then publishes the statistic's new result to the websocket hub and
-// keeps its JSON for REST; nothing polls, and a GET only copies bytes.
+// the join of the stored and the incoming table value (table.Join: a late
+// write of an old owner of the table partition never takes a statistic
+// back), records how far the View has read, then publishes the statistic's
+// new result to the websocket hub and keeps its JSON for REST; nothing
+// polls, and a GET only copies bytes.
 // Until the View has recovered it only stores (and forgets the JSON):
 // replaying a changelog would otherwise decode every old value, and
 // publishAll gives the hub the recovered values at once.
@@ -156,12 +160,24 @@ func (s *Server) kind(name string) (int, bool) {
 func (s *Server) Update(ctx goka.UpdateContext, st storage.Storage, key string, value []byte) error {
 	done := s.fresh.busy(ctx.Partition())
 	defer done()
-	if err := goka.DefaultUpdate(ctx, st, key, value); err != nil {
+	stored, err := st.Get(key)
+	if err != nil {
+		return err
+	}
+	keep, behind, err := table.Join(stored, value)
+	if err != nil {
+		// Kept as goka would; rendering it says what is wrong with it.
+		s.logger.Error("table value not joined with the one kept", "stat", key, "err", err)
+	}
+	if behind {
+		s.valuesBehind.Add(1)
+	}
+	if err := goka.DefaultUpdate(ctx, st, key, keep); err != nil {
 		return err
 	}
 	defer s.fresh.applied(ctx.Partition(), ctx.Offset())
 	i, ok := s.kind(key)
-	if !ok {
+	if !ok || (behind && bytes.Equal(keep, stored)) { // nothing new to publish
 		return nil
 	}
 	s.publishMu.Lock()
@@ -171,7 +187,7 @@ func (s *Server) Update(ctx goka.UpdateContext, st storage.Storage, key string, 
 		s.rendered[i].Store(nil) // REST renders from the table until publishAll
 		return nil
 	}
-	s.publish(i, value)
+	s.publish(i, keep)
 	return nil
 }
 

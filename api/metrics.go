@@ -220,12 +220,15 @@ var (
 		"The View's state as /readyz judges it: 1 for the current state (recovering, stale or ready), 0 for the others.", []string{"state"}, nil)
 	viewAgeDesc = prometheus.NewDesc("picstats_view_data_age_seconds",
 		"Seconds since the served values were last known current (absent until the first check).", nil, nil)
+	viewBehindDesc = prometheus.NewDesc("picstats_view_values_behind_total",
+		"Table values the View read that were behind the value it kept for some input partition (a late write of an old owner of the table partition), and kept out.", nil, nil)
 )
 
 func (c viewCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- viewLagDesc
 	ch <- viewStateDesc
 	ch <- viewAgeDesc
+	ch <- viewBehindDesc
 }
 
 func (c viewCollector) Collect(ch chan<- prometheus.Metric) {
@@ -244,6 +247,7 @@ func (c viewCollector) Collect(ch chan<- prometheus.Metric) {
 	if st.known {
 		ch <- prometheus.MustNewConstMetric(viewAgeDesc, prometheus.GaugeValue, st.age.Seconds())
 	}
+	ch <- prometheus.MustNewConstMetric(viewBehindDesc, prometheus.CounterValue, float64(c.s.valuesBehind.Load()))
 }
 
 // hubCollector exports the websocket hub's counts.

@@ -152,6 +152,14 @@ func TestSoak(t *testing.T) {
 	var sampler *sampler
 	var prober *prober
 	reported := false
+	// The failures are repeated as the test's last lines (after the
+	// processes' logs) and in result.txt: CI shows only the end of a run.
+	var failures []string
+	fail := func(format string, args ...any) {
+		msg := fmt.Sprintf(format, args...)
+		failures = append(failures, msg)
+		t.Error(msg)
+	}
 	t.Cleanup(func() {
 		for _, p := range procs {
 			p.kill()
@@ -174,6 +182,9 @@ func TestSoak(t *testing.T) {
 					t.Logf("the broker's log is in %s", filepath.Join(logs, "broker.log"))
 				}
 			}
+		}
+		if len(failures) > 0 {
+			t.Logf("the soak test failed (its result is in %s):\n%s", filepath.Join(logs, "result.txt"), strings.Join(failures, "\n"))
 		}
 	})
 
@@ -293,6 +304,12 @@ func TestSoak(t *testing.T) {
 		exits["processor-0"], exits["processor-1"], exits["api"], feedExit))
 	fmt.Fprintf(&table, "\nfault timeline (seconds after the pipeline was ready):\n%s\n", strings.Join(timeline, "\n"))
 	t.Logf("soak result:\n%s", table.String())
+	defer func() { // the table and the failures, for a look after the run
+		text := table.String() + "\n" + orNone(strings.Join(failures, "\n")) + "\n"
+		if err := os.WriteFile(filepath.Join(logs, "result.txt"), []byte(text), 0o644); err != nil {
+			t.Errorf("writing the result: %v", err)
+		}
+	}()
 
 	// The evidence for each failure.
 	for _, kind := range []struct {
@@ -313,35 +330,35 @@ func TestSoak(t *testing.T) {
 		}
 	}
 	for _, name := range differ {
-		t.Errorf("%s: the API serves\n  %s\nbut one pass over the topic gives\n  %s", name, served[name], onePass[name])
+		fail("%s: the API serves\n  %s\nbut one pass over the topic gives\n  %s", name, served[name], onePass[name])
 	}
 	for _, p := range problems {
-		t.Errorf("final answer: %s", p)
+		fail("final answer: %s", p)
 	}
 	if !caughtUp {
-		t.Errorf("the API did not show all %d records within 5 minutes of the datafeed stopping (last: %d valid + %d rejected)",
+		fail("the API did not show all %d records within 5 minutes of the datafeed stopping (last: %d valid + %d rejected)",
 			want.total(), got.Count.Registrations, got.Rejected.Total)
 	}
 	for _, r := range []string{routeStats, routeReadyz} {
 		if c := j.routes[r]; c.slow > 0 {
-			t.Errorf("%s: %d requests waited more than %v (longest %v)", r, c.slow, soakMaxWait, c.quantile(1))
+			fail("%s: %d requests waited more than %v (longest %v)", r, c.slow, soakMaxWait, c.quantile(1))
 		}
 	}
 	if n := len(j.mismatchA) + len(j.mismatchB) + len(j.mismatchC); n > 0 {
-		t.Errorf("%d readiness mismatches: (a) %d, (b) %d, (c) %d", n, len(j.mismatchA), len(j.mismatchB), len(j.mismatchC))
+		fail("%d readiness mismatches: (a) %d, (b) %d, (c) %d", n, len(j.mismatchA), len(j.mismatchB), len(j.mismatchC))
 	}
 	if j.unjudgeable > 0 {
-		t.Errorf("%d /readyz answers were neither 200 nor 503 with a Picstats-View-Position header (first: %s)", j.unjudgeable, j.firstUnjudgeable)
+		fail("%d /readyz answers were neither 200 nor 503 with a Picstats-View-Position header (first: %s)", j.unjudgeable, j.firstUnjudgeable)
 	}
 	if j.ready == 0 {
-		t.Error("/readyz never answered 200")
+		fail("/readyz never answered 200")
 	}
 	if finalStatus != 200 {
-		t.Errorf("the final /readyz answered %d %s, want 200", finalStatus, finalErr)
+		fail("the final /readyz answered %d %s, want 200", finalStatus, finalErr)
 	}
 	for _, k := range kinds {
 		if faults[k] == 0 && *soakDuration >= 4*soakFaultMax {
-			t.Errorf("no %s in %v", k, *soakDuration)
+			fail("no %s in %v", k, *soakDuration)
 		}
 	}
 }

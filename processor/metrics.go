@@ -23,17 +23,18 @@ import (
 type Metrics struct {
 	reg prometheus.Registerer // nil: not exported
 
-	records        *prometheus.CounterVec // partition
-	rejected       *prometheus.CounterVec // partition, reason
-	batchesClosed  *prometheus.CounterVec // partition
-	openFlushes    prometheus.Counter
-	snapshotSend   prometheus.Histogram
-	commitLatency  prometheus.Histogram
-	commitFailures prometheus.Counter
-	applied        prometheus.Counter
-	ignored        *prometheus.CounterVec // reason
-	ignoredBy      map[table.Outcome]prometheus.Counter
-	recovery       prometheus.Gauge
+	records         *prometheus.CounterVec // partition
+	rejected        *prometheus.CounterVec // partition, reason
+	batchesClosed   *prometheus.CounterVec // partition
+	openFlushes     prometheus.Counter
+	snapshotSend    prometheus.Histogram
+	commitLatency   prometheus.Histogram
+	commitFailures  prometheus.Counter
+	applied         prometheus.Counter
+	ignored         *prometheus.CounterVec // reason
+	ignoredBy       map[table.Outcome]prometheus.Counter
+	recovery        prometheus.Gauge
+	recoveredBehind prometheus.Counter
 
 	mu    sync.Mutex
 	parts map[int32]*partMetrics // the input partitions this process owns
@@ -84,6 +85,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Snapshots the table stage ignored, by reason: replay (batch already closed, or a repeat) or stale_owner (an owner behind or ahead)."}, []string{"reason"}),
 		recovery: prometheus.NewGauge(prometheus.GaugeOpts{Name: "picstats_table_recovery_seconds",
 			Help: "How long the table stage took to recover its partitions of the group table at start (0 until it has)."}),
+		recoveredBehind: prometheus.NewCounter(prometheus.CounterOpts{Name: "picstats_table_recovered_values_behind_total",
+			Help: "Changelog values the table stage, recovering a table partition, found behind the value it kept for some input partition (a late write of an old owner of the table partition), and kept out."}),
 		parts: map[int32]*partMetrics{},
 	}
 	m.ignoredBy = map[table.Outcome]prometheus.Counter{} // resolved once, present at 0
@@ -92,7 +95,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.records, m.rejected, m.batchesClosed, m.openFlushes, m.snapshotSend, m.commitLatency,
-			m.commitFailures, m.applied, m.ignored, m.recovery, lagCollector{m})
+			m.commitFailures, m.applied, m.ignored, m.recovery, m.recoveredBehind, lagCollector{m})
 	}
 	return m
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
 	gokacodec "github.com/lovoo/goka/codec"
+	"github.com/lovoo/goka/storage"
 
 	"github.com/picstats/picstats/cluster"
 	"github.com/picstats/picstats/codec"
@@ -152,7 +153,7 @@ func (p *Processor) Run(ctx context.Context, c cluster.Config) error {
 		}
 		return &sessionLoop{ConsumerGroup: cg, logger: p.logger}, nil
 	}
-	opts := append(c.ProcessorOptions(), goka.WithConsumerGroupBuilder(groupBuilder))
+	opts := append(c.ProcessorOptions(), goka.WithConsumerGroupBuilder(groupBuilder), goka.WithUpdateCallback(p.recoverValue))
 	table, err := goka.NewProcessor(c.Brokers, p.Graph(), opts...)
 	if err != nil {
 		producer.Close()
@@ -198,6 +199,26 @@ func (p *Processor) Run(ctx context.Context, c cluster.Config) error {
 		return fmt.Errorf("processor: %w", err)
 	}
 	return nil
+}
+
+// recoverValue is the table stage's update callback (goka.WithUpdateCallback),
+// called for every changelog record while a table partition is recovered: it
+// keeps the join of the values written (table.Join), so that a late write of
+// an old owner of the partition never takes a statistic back. A value it
+// cannot read is kept as goka would; apply fails on it when it is used.
+func (p *Processor) recoverValue(ctx goka.UpdateContext, st storage.Storage, key string, value []byte) error {
+	stored, err := st.Get(key)
+	if err != nil {
+		return err
+	}
+	keep, behind, err := table.Join(stored, value)
+	if err != nil {
+		p.logger.Error("table value not joined with the one recovered", "stat", key, "err", err)
+	}
+	if behind {
+		p.metrics.recoveredBehind.Inc()
+	}
+	return goka.DefaultUpdate(ctx, st, key, keep)
 }
 
 func bytesOf(msg any) []byte {

@@ -222,3 +222,64 @@ func bytesOf(msg any) []byte {
 	b, _ := msg.([]byte) // a null value arrives as nil
 	return b
 }
+
+// Join is how a reader of the group table's changelog — the API's View, or
+// the table stage recovering its partitions — keeps a statistic's value: it
+// returns what to keep when incoming arrives for a key whose kept value is
+// stored, and whether incoming was behind stored for some input partition.
+//
+// The changelog is written by whichever instance owns the table partition,
+// and ownership moves without fencing: an instance paused past its session
+// (a SIGSTOP, a long GC, a frozen VM) still applies the snapshots it had
+// fetched when it wakes, to its old copy of the value, and writes the result
+// after the new owner's. Each part of such a write is exact for the offsets
+// it claims (Apply is, from any earlier state), but may be behind. So the
+// reader keeps, for every input partition, the part that has got further:
+// more batches closed, or the same closed and a later open snapshot. Parts
+// at the same position are identical (snapshots are deterministic), so the
+// result does not depend on the order writes arrive in, and an old owner's
+// write never takes a value back.
+//
+// A nil incoming value (a tombstone) is kept as nil: the key is deleted.
+func Join(stored, incoming []byte) (keep []byte, behind bool, err error) {
+	if len(stored) == 0 || incoming == nil {
+		return incoming, false, nil
+	}
+	var s, in Value
+	if err := s.UnmarshalBinary(stored); err != nil {
+		return incoming, false, fmt.Errorf("stored %w", err)
+	}
+	if err := in.UnmarshalBinary(incoming); err != nil {
+		return incoming, false, fmt.Errorf("incoming %w", err)
+	}
+	for _, sp := range s.Parts {
+		i, found := slices.BinarySearchFunc(in.Parts, sp.Partition, func(x Part, p int32) int { return int(x.Partition - p) })
+		switch {
+		case !found: // incoming was written before this partition had news
+			in.Parts = slices.Insert(in.Parts, i, sp)
+			behind = true
+		case sp.ahead(&in.Parts[i]):
+			in.Parts[i] = sp
+			behind = true
+		}
+	}
+	if !behind {
+		return incoming, false, nil
+	}
+	keep, err = in.MarshalBinary()
+	return keep, true, err
+}
+
+// ahead reports whether p has got further than q: it has closed more
+// batches, or as many and has a later open snapshot.
+func (p *Part) ahead(q *Part) bool {
+	switch {
+	case p.ClosedThrough != q.ClosedThrough:
+		return p.ClosedThrough > q.ClosedThrough
+	case p.Open == nil || q.Open == nil:
+		return p.Open != nil && q.Open == nil
+	case p.Open.Batch != q.Open.Batch:
+		return p.Open.Batch > q.Open.Batch
+	}
+	return p.Open.Last > q.Open.Last
+}

@@ -100,6 +100,57 @@ func (o *owner) step(t *testing.T, k stats.Kind, rng *rand.Rand) {
 	}
 }
 
+// simulateSnapshots returns the snapshots of one input partition of
+// records offsets in the order the table stage receives them, from a random
+// history of input-stage crashes (some unsent snapshots lost, the rest
+// delivered late) and old owners still sending, with commits of the batch
+// boundaries whose final snapshots the current owner has delivered.
+func simulateSnapshots(t *testing.T, k stats.Kind, rng *rand.Rand, records int64) []Snapshot {
+	var (
+		delivered []Snapshot
+		committed int64
+		owners    = []*owner{newOwner(k, 0)}
+	)
+	deliver := func(o *owner, current bool) {
+		s := o.sent[0]
+		o.sent = o.sent[1:]
+		delivered = append(delivered, s)
+		// Acknowledged: the current owner commits the boundary.
+		if s.Final && current {
+			committed = max(committed, (s.Batch+1)*simBatch)
+		}
+	}
+	for cur := owners[0]; cur.next < records; {
+		switch r := rng.IntN(100); {
+		case r < 2: // crash: some unsent snapshots are lost, the rest linger
+			cur.sent = cur.sent[:rng.IntN(len(cur.sent)+1)]
+			cur = newOwner(k, committed)
+			owners = append(owners, cur)
+		case r < 40:
+			o := owners[rng.IntN(len(owners))]
+			if len(o.sent) > 0 {
+				deliver(o, o == cur)
+			}
+		default:
+			cur.step(t, k, rng)
+		}
+	}
+	// The periodic snapshot after the last record, then everything still
+	// in flight, in random order: stale snapshots must not undo it.
+	cur := owners[len(owners)-1]
+	cur.snapshot(t, k, false)
+	for pending := true; pending; {
+		pending = false
+		for _, i := range rng.Perm(len(owners)) {
+			if o := owners[i]; len(o.sent) > 0 {
+				deliver(o, o == cur)
+				pending = true
+			}
+		}
+	}
+	return delivered
+}
+
 // TestApplyIsExactUnderCrashesAndStaleOwners runs many random histories of
 // crashes, lost and delayed snapshots and old owners still sending, and
 // audits the table value after every applied snapshot.
@@ -108,53 +159,13 @@ func TestApplyIsExactUnderCrashesAndStaleOwners(t *testing.T) {
 		k, _ := stats.Lookup(name)
 		for seed := range uint64(200) {
 			t.Run(fmt.Sprintf("%s/seed%d", name, seed), func(t *testing.T) {
-				rng := rand.New(rand.NewPCG(seed, 99))
 				const records = 300
-				var (
-					v         Value
-					committed int64
-					owners    = []*owner{newOwner(k, 0)}
-				)
-				deliver := func(o *owner, current bool) {
-					s := o.sent[0]
-					o.sent = o.sent[1:]
+				var v Value
+				for _, s := range simulateSnapshots(t, k, rand.New(rand.NewPCG(seed, 99)), records) {
 					if _, err := v.Apply(k, s); err != nil {
 						t.Fatal(err)
 					}
 					audit(t, k, &v, 0)
-					// Acknowledged: the current owner commits the boundary.
-					if s.Final && current {
-						committed = max(committed, (s.Batch+1)*simBatch)
-					}
-				}
-				for cur := owners[0]; cur.next < records; {
-					switch r := rng.IntN(100); {
-					case r < 2: // crash: some unsent snapshots are lost, the rest linger
-						cur.sent = cur.sent[:rng.IntN(len(cur.sent)+1)]
-						cur = newOwner(k, committed)
-						owners = append(owners, cur)
-					case r < 40:
-						o := owners[rng.IntN(len(owners))]
-						if len(o.sent) > 0 {
-							deliver(o, o == cur)
-						}
-					default:
-						cur.step(t, k, rng)
-					}
-				}
-				// The periodic snapshot after the last record, then everything
-				// still in flight, in random order: stale snapshots must not
-				// undo it.
-				cur := owners[len(owners)-1]
-				cur.snapshot(t, k, false)
-				for pending := true; pending; {
-					pending = false
-					for _, i := range rng.Perm(len(owners)) {
-						if o := owners[i]; len(o.sent) > 0 {
-							deliver(o, o == cur)
-							pending = true
-						}
-					}
 				}
 				if covered := audit(t, k, &v, 0); covered != records {
 					t.Fatalf("the table covers %d records at the end, want all %d", covered, records)
