@@ -16,8 +16,6 @@ import (
 	"github.com/picstats/picstats/bench/internal/benchkit"
 	"github.com/picstats/picstats/cluster"
 	"github.com/picstats/picstats/codec"
-	"github.com/picstats/picstats/processor"
-	"github.com/picstats/picstats/stats"
 	"github.com/picstats/picstats/table"
 )
 
@@ -53,25 +51,12 @@ func (l *sentLog) seen(now time.Time, covered map[int32]int64) {
 	}
 }
 
-// complete is nil once the View has included every acknowledged record.
-func (l *sentLog) complete() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	left := 0
-	for _, offs := range l.sent {
-		left += len(offs)
-	}
-	if left > 0 || len(l.lat) == 0 {
-		return fmt.Errorf("%d records never became visible", left)
-	}
-	return nil
-}
-
-// latency produces at a fixed rate and measures, per record, the time from
-// handing it to the producer to the moment the View of the table includes it.
+// latency runs a processor on fresh topics, produces o.rate records/s for
+// o.duration and measures, per record, the time from handing it to the
+// producer to the moment the View of the table includes it.
 func latency(ctx context.Context, cfg cluster.Config, o *options) error {
 	c := cfg
-	c.Names = cluster.DefaultNames(fmt.Sprintf("%slatency.", cfg.Names.Prefix))
+	c.Names = cluster.DefaultNames(cfg.Names.Prefix + "latency.")
 	if err := cluster.EnsureTopics(ctx, c); err != nil {
 		return err
 	}
@@ -81,7 +66,7 @@ func latency(ctx context.Context, cfg cluster.Config, o *options) error {
 		return err
 	}
 	defer stopView()
-	p, err := processor.New(c.Names, stats.All(), c.Logger, processor.WithBatchSize(o.batch))
+	p, err := newProcessor(c, o)
 	if err != nil {
 		return err
 	}
@@ -90,23 +75,6 @@ func latency(ctx context.Context, cfg cluster.Config, o *options) error {
 	go func() { perr <- p.Run(pctx, c) }()
 	defer func() { cancel(); <-perr }()
 	time.Sleep(5 * time.Second) // let the processor join its group: start-up is not latency
-	if err := produceAtRate(ctx, c, o, l.acked); err != nil {
-		return err
-	}
-	if err := benchkit.Poll(ctx, 30*time.Second, 20*time.Millisecond, l.complete); err != nil {
-		return err
-	}
-	slices.Sort(l.lat)
-	pct := func(q float64) time.Duration { return benchkit.Rank(l.lat, q).Round(100 * time.Microsecond) }
-	fmt.Printf("latency: %d records at %.0f records/s, from produce to the table View: p50 %v  p90 %v  p99 %v  max %v\n",
-		len(l.lat), o.rate, pct(0.5), pct(0.9), pct(0.99), pct(1))
-	return nil
-}
-
-// produceAtRate produces o.rate records/s for o.duration and calls sent
-// with each record the broker acknowledged and the moment it was handed to
-// the producer.
-func produceAtRate(ctx context.Context, c cluster.Config, o *options, sent func(*kgo.Record, time.Time)) error {
 	cl, err := c.Client()
 	if err != nil {
 		return err
@@ -117,11 +85,33 @@ func produceAtRate(ctx context.Context, c cluster.Config, o *options, sent func(
 		at := time.Now()
 		cl.Produce(ctx, &kgo.Record{Topic: string(c.Names.Pictures), Value: codec.Encode(registration(rng))}, func(r *kgo.Record, err error) {
 			if err == nil {
-				sent(r, at)
+				l.acked(r, at)
 			}
 		})
 	})
-	return cl.Flush(ctx)
+	if err := cl.Flush(ctx); err != nil {
+		return err
+	}
+	err = benchkit.Poll(ctx, 30*time.Second, 20*time.Millisecond, func() error {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		left := 0
+		for _, offs := range l.sent {
+			left += len(offs)
+		}
+		if left > 0 || len(l.lat) == 0 {
+			return fmt.Errorf("%d records never became visible", left)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	slices.Sort(l.lat)
+	pct := func(q float64) time.Duration { return benchkit.Rank(l.lat, q).Round(100 * time.Microsecond) }
+	fmt.Printf("latency: %d records at %.0f records/s, from produce to the table View: p50 %v  p90 %v  p99 %v  max %v\n",
+		len(l.lat), o.rate, pct(0.5), pct(0.9), pct(0.99), pct(1))
+	return nil
 }
 
 // startView runs a goka View of the group table, like the API's, and calls

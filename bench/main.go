@@ -1,16 +1,15 @@
 // Command bench measures picstats' engine in this process, on one broker:
-//
-//   - drain: records/s of the processor draining a backlog of N records,
-//     against the bare consumer (benchkit.ReadAll, the same as
-//     bench/peers' bare contender) over the same topic, and their ratio;
-//   - latency: produce-to-table latency percentiles at a fixed rate, taken
-//     from a goka View like the one the API serves from.
+// drain, the records/s of a processor's input stage over a backlog of N
+// records against those of the bare consumer (benchkit.ReadAll, as in
+// bench/peers) over the same topic, and their ratio; then latency, from the
+// produce call to the moment a goka View of the table (as the API serves
+// from) includes the record. bench/peers compares picstats as a process
+// with its peers; this measures the processor's own input stage.
 //
 // Usage: go run ./bench [--brokers host:port] [--records N] [--runs R] [--rate r] [--duration d] [--drainprofile f]
 //
-// --runs 0 measures latency only. Without --brokers it starts the embedded
-// broker in this process. bench/peers compares picstats as a process with
-// its peers; this command measures the processor's own input stage.
+// Without --brokers it starts the embedded broker in this process; --runs 0
+// measures latency only.
 package main
 
 import (
@@ -27,17 +26,15 @@ import (
 
 	"github.com/picstats/picstats/cluster"
 	"github.com/picstats/picstats/processor"
+	"github.com/picstats/picstats/stats"
 )
 
 type options struct {
-	brokers      string
-	records      int
-	runs         int
-	partitions   int
-	rate         float64
-	duration     time.Duration
-	batch        int64
-	drainProfile string // the first processor drain's CPU profile; "" once written
+	brokers, drainProfile     string // drainProfile: the first processor drain's CPU profile; "" once written
+	records, runs, partitions int
+	rate                      float64
+	duration                  time.Duration
+	batch                     int64
 }
 
 func main() {
@@ -53,49 +50,68 @@ func main() {
 	flag.StringVar(&o.drainProfile, "drainprofile", "", "write a CPU profile of the first processor drain to this file")
 	flag.Parse()
 	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bench:", err)
-			os.Exit(2)
+		if stop := startProfile(cpuProfile); stop != nil {
+			defer stop()
 		}
-		_ = pprof.StartCPUProfile(f)
-		defer pprof.StopCPUProfile()
 	}
-	if err := run(&o); err != nil {
+	if err := run(context.Background(), &o); err != nil {
 		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(o *options) error {
-	var brokers []string
-	where := "embedded kfake broker (in this process)"
+// startProfile starts a CPU profile into *file, if it names one, and
+// returns its stop; *file is cleared, so that a profile is written once.
+func startProfile(file *string) func() {
+	if *file == "" {
+		return nil
+	}
+	f, err := os.Create(*file)
+	*file = ""
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: no CPU profile:", err)
+		return nil
+	}
+	return pprof.StopCPUProfile
+}
+
+func run(ctx context.Context, o *options) error {
+	brokers, where := []string(nil), "Kafka at "+o.brokers
 	if o.brokers == "" {
 		e, err := cluster.StartEmbedded()
 		if err != nil {
-			return err
+			return fmt.Errorf("embedded broker: %w", err)
 		}
 		defer e.Close()
-		brokers = e.Brokers()
+		brokers, where = e.Brokers(), "embedded kfake broker (in this process)"
 	} else {
 		var err error
 		if brokers, err = cluster.ParseBrokers(o.brokers); err != nil {
 			return err
 		}
-		where = "Kafka at " + o.brokers
 	}
 	fmt.Printf("picstats engine benchmark: %s, %d cores, %s, batch size %d\n\n", where, runtime.NumCPU(), runtime.Version(), o.batch)
 	cfg := cluster.Config{Brokers: brokers, Names: cluster.DefaultNames(fmt.Sprintf("bench-%d.", rand.IntN(1e6))),
 		Partitions: o.partitions, Replication: 1, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	ctx := context.Background()
 	if err := cluster.EnsureTopics(ctx, cfg); err != nil {
 		return err
 	}
 	if o.runs > 0 {
 		if err := drains(ctx, cfg, o); err != nil {
-			return err
+			return fmt.Errorf("drain: %w", err)
 		}
 	}
-	return latency(ctx, cfg, o)
+	if err := latency(ctx, cfg, o); err != nil {
+		return fmt.Errorf("latency: %w", err)
+	}
+	return nil
+}
+
+// newProcessor is a processor with every statistic and o's batch size.
+func newProcessor(c cluster.Config, o *options, opts ...processor.Option) (*processor.Processor, error) {
+	return processor.New(c.Names, stats.All(), c.Logger, append(opts, processor.WithBatchSize(o.batch))...)
 }

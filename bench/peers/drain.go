@@ -15,28 +15,23 @@ import (
 
 // backlog is one pre-produced input topic and its exact expected result.
 type backlog struct {
-	n      int
-	prefix string // picstats' --topic-prefix; the input topic is prefix+"picture"
-	topic  string
-	exp    expected
-	// valueBytes is the average record value's size, as the bare consumer
-	// measured it (0 until then).
-	valueBytes float64
+	n          int
+	prefix     string // picstats' --topic-prefix; the input topic is prefix+"picture"
+	topic      string
+	exp        totals
+	valueBytes float64 // the mean record value's size, as the bare consumer measured it (0 until then)
 }
 
-// expected is the exact final result, from the jar's --produce output.
-type expected struct {
-	count, total, min, max int64
-}
-
-// result is one contender's run (or the medians over its runs).
+// result is one contender's run, or the medians over its runs.
 type result struct {
-	name                string
-	seconds, cpu, rssMB float64
-	ready               float64 // seconds from start to first record read / ready / RUNNING; NaN if unknown
-	ok                  bool
-	note                string
-	rate, ratio         float64
+	name                                    string
+	rate, seconds, cpu, rssMB, ratio, ready float64 // ready: seconds from start to first record read / ready / RUNNING; NaN if unknown
+	ok                                      bool
+	note                                    string
+}
+
+func (r *result) figures() []*float64 {
+	return []*float64{&r.rate, &r.seconds, &r.cpu, &r.rssMB, &r.ratio, &r.ready}
 }
 
 // produce writes n valid registrations (seed 1) with the Kafka Streams
@@ -58,29 +53,34 @@ func (e *env) produce(ctx context.Context, n int) (*backlog, error) {
 	if b.exp.count != int64(n) {
 		return nil, fmt.Errorf("produce: expected count %d, want %d", b.exp.count, n)
 	}
-	fmt.Printf("expected: count %d, sum %d, min %d, max %d\n\n", b.exp.count, b.exp.total, b.exp.min, b.exp.max)
+	fmt.Printf("expected: %v\n\n", b.exp)
 	return b, nil
 }
 
-func parseExpected(out string) (expected, error) {
+// parseExpected reads the jar's "statistic<TAB>result" lines.
+func parseExpected(out string) (totals, error) {
 	var t totals
 	for _, l := range strings.Split(out, "\n") {
 		if k, v, ok := strings.Cut(strings.TrimSpace(l), "\t"); ok {
 			if err := t.apply(k, []byte(v)); err != nil {
-				return expected{}, fmt.Errorf("expected result: %w", err)
+				return t, fmt.Errorf("expected result: %w", err)
 			}
 		}
 	}
 	if t.seen != [4]bool{true, true, true, true} || t.avgCount != t.count {
-		return expected{}, fmt.Errorf("expected result incomplete: %q", out)
+		return t, fmt.Errorf("expected result incomplete: %q", out)
 	}
-	return expected{count: t.count, total: t.total, min: t.min, max: t.max}, nil
+	return t, nil
 }
 
-// drain runs every contender over backlog b, o.runs times, and prints a
-// table per run and the medians; after picstats' last run it measures
-// recovery from the state that run left.
-func (e *env) drain(ctx context.Context, b *backlog) error {
+// drain produces a backlog of n records and runs every contender over it
+// o.runs times, printing a table per run and the medians; after picstats'
+// last run it measures recovery from the state that run left.
+func (e *env) drain(ctx context.Context, n int) error {
+	b, err := e.produce(ctx, n)
+	if err != nil {
+		return err
+	}
 	fmt.Printf("== drain: %d records ==\n", b.n)
 	var all [][]result
 	for i := range e.o.runs {
@@ -98,10 +98,10 @@ func (e *env) drain(ctx context.Context, b *backlog) error {
 		fmt.Printf("record values: %.1f bytes of JSON on average (measured by the bare consumer)\n", b.valueBytes)
 	}
 	fmt.Println()
-	if e.o.has("recovery") {
-		return e.recovery(ctx, b)
+	if !e.o.has("recovery") {
+		return nil
 	}
-	return nil
+	return e.recover(ctx, fmt.Sprintf("after draining %d records", b.n), b.prefix, statsList, b.exp.count)
 }
 
 // drainRun runs every contender once, in order, and sets their ratios to
@@ -114,15 +114,10 @@ func (e *env) drainRun(ctx context.Context, b *backlog, run int) ([]result, erro
 			return nil, ctx.Err()
 		}
 		var r result
-		switch c {
-		case "bare":
+		if c == "bare" {
 			r = e.runBare(ctx, b)
-		case "picstats":
-			r = e.runPicstats(ctx, b)
-		case "goka-naive":
-			r = e.runNaive(ctx, b)
-		default:
-			r = e.runKStreams(ctx, b, c, run)
+		} else {
+			r = e.awaitContender(ctx, c, b, strconv.Itoa(run+1))
 		}
 		r.name, r.rate = c, math.NaN()
 		if !r.ok {
@@ -146,24 +141,21 @@ func (e *env) drainRun(ctx context.Context, b *backlog, run int) ([]result, erro
 func (e *env) medians(all [][]result) []result {
 	var sum []result
 	for j, c := range e.o.contenders {
-		m := result{name: c, ok: true}
-		var cols [6][]float64
-		failed := 0
+		m, cols, failed := result{name: c, ok: true}, make([][]float64, 6), 0
 		for _, rs := range all {
-			if r := rs[j]; r.ok {
-				for k, x := range []float64{r.rate, r.seconds, r.cpu, r.rssMB, r.ratio, r.ready} {
-					cols[k] = append(cols[k], x)
-				}
-			} else {
+			if !rs[j].ok {
 				failed++
+				continue
+			}
+			for k, x := range rs[j].figures() {
+				cols[k] = append(cols[k], *x)
 			}
 		}
-		for k, p := range []*float64{&m.rate, &m.seconds, &m.cpu, &m.rssMB, &m.ratio, &m.ready} {
+		for k, p := range m.figures() {
 			*p = benchkit.Median(cols[k])
 		}
 		if failed > 0 {
-			m.ok = false
-			m.note = fmt.Sprintf("%d of %d runs FAILED; medians over the others", failed, e.o.runs)
+			m.ok, m.note = false, fmt.Sprintf("%d of %d runs FAILED; medians over the others", failed, e.o.runs)
 		}
 		sum = append(sum, m)
 	}
@@ -171,47 +163,52 @@ func (e *env) medians(all [][]result) []result {
 }
 
 func drainTable(rs []result) {
-	t := benchkit.NewTable("contender", "records/s", "seconds", "CPU s", "RSS MB", "vs bare", "ready s", "result")
-	t.LeftFrom = 7
+	rows := [][]string{{"contender", "records/s", "seconds", "CPU s", "RSS MB", "vs bare", "ready s", "result"}}
 	for _, r := range rs {
-		res := "exact"
-		if !r.ok {
-			res = "FAILED"
-		}
+		res := map[bool]string{true: "exact", false: "FAILED"}[r.ok]
 		if r.note != "" {
 			res += " (" + r.note + ")"
 		}
-		t.Row(r.name, benchkit.F(r.rate, 0), benchkit.F(r.seconds, 2), benchkit.F(r.cpu, 2), benchkit.F(r.rssMB, 0), benchkit.F(r.ratio, 2), benchkit.F(r.ready, 2), res)
+		rows = append(rows, []string{r.name, f(r.rate, 0), f(r.seconds, 2), f(r.cpu, 2), f(r.rssMB, 0), f(r.ratio, 2), f(r.ready, 2), res})
 	}
-	t.Print(os.Stdout)
-	fmt.Println()
+	printTable(rows)
 }
 
-// awaitContender waits until child c's output topic shows exactly b's
-// result, and fills in the time from the child's start, its CPU seconds by
-// then and (after stopping it) its peak RSS.
-func (e *env) awaitContender(ctx context.Context, c *benchkit.Child, mark *benchkit.Marker, what, output string, b *backlog) result {
-	r := result{}
-	ctx, cancel := c.Bound(ctx, timeout)
+// awaitContender starts contender c over b, waits until its output topic
+// shows exactly b's result, and fills in the time from the child's start,
+// its CPU seconds by then and (after stopping it) its peak RSS.
+func (e *env) awaitContender(ctx context.Context, c string, b *backlog, tag string) result {
+	ch, mark, output, cleanup, err := e.start(ctx, c, b.prefix, b.topic, tag)
+	defer cleanup()
+	if err != nil {
+		return result{note: err.Error()}
+	}
+	var r result
+	ctx, cancel := ch.Bound(ctx, timeout)
 	defer cancel()
 	at, t, err := awaitExact(ctx, e.broker, output, b.exp)
 	switch {
 	case err == nil:
-		r.seconds, r.cpu, r.ok = at.Sub(c.Start).Seconds(), c.CPU(), true
-	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
-		select {
-		case <-c.Done:
-			r.note = c.ExitNote(what)
-		default:
-			r.note = fmt.Sprintf("no exact result in %v; last output: %v", timeout, t)
-		}
-	default:
+		r.seconds, r.cpu, r.ok = at.Sub(ch.Start).Seconds(), ch.CPU(), true
+	case !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled):
 		r.note = err.Error()
+	case isDone(ch.Done):
+		r.note = ch.ExitNote(c)
+	default:
+		r.note = fmt.Sprintf("no exact result in %v; last output: %v", timeout, t)
 	}
-	r.ready = mark.Since(c.Start)
-	_, r.rssMB = c.Stop()
-	if !r.ok {
-		c.PrintTail(what)
+	r.ready = mark.Since(ch.Start)
+	if _, r.rssMB = ch.Stop(); !r.ok {
+		ch.PrintTail(c)
 	}
 	return r
+}
+
+func isDone(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -21,26 +20,24 @@ import (
 // scratch folder and connects e.adm to it; the returned stop must be
 // called even on error.
 func (e *env) startKafka(ctx context.Context) (func(), error) {
-	ports, err := benchkit.FreePorts(3)
-	if err != nil {
-		return func() {}, err
-	}
-	kdir := filepath.Join(e.tmp, "kafka")
-	e.broker = fmt.Sprintf("127.0.0.1:%d", ports[0])
-	fmt.Printf("starting Kafka 4.1.1 at %s…\n", e.broker)
-	var cl *kgo.Client
+	kdir, cl := filepath.Join(e.tmp, "kafka"), (*kgo.Client)(nil)
 	stop := func() {
 		if cl != nil {
 			cl.Close()
 		}
-		// a fresh context: ctx may be cancelled (Ctrl-C)
-		_ = benchkit.Run(context.Background(), "scripts/kafka", "stop", "--dir", kdir)
+		_ = benchkit.Run(context.Background(), "scripts/kafka", "stop", "--dir", kdir) // ctx may be cancelled (Ctrl-C)
 		if e.o.logs != "" {
 			_ = os.Rename(filepath.Join(kdir, "broker.log"), filepath.Join(e.o.logs, "kafka-broker.log"))
 		}
 	}
-	if err := benchkit.Run(ctx, "scripts/kafka", "start", "--dir", kdir, "--port", strconv.Itoa(ports[0]),
-		"--external-port", strconv.Itoa(ports[1]), "--controller-port", strconv.Itoa(ports[2])); err != nil {
+	ports, err := benchkit.FreePorts(3)
+	if err != nil {
+		return stop, err
+	}
+	e.broker = fmt.Sprintf("127.0.0.1:%d", ports[0])
+	fmt.Printf("starting Kafka 4.1.1 at %s…\n", e.broker)
+	if err := benchkit.Run(ctx, "scripts/kafka", "start", "--dir", kdir, "--port", fmt.Sprint(ports[0]),
+		"--external-port", fmt.Sprint(ports[1]), "--controller-port", fmt.Sprint(ports[2])); err != nil {
 		return stop, fmt.Errorf("kafka start: %w", err)
 	}
 	if cl, err = kgo.NewClient(kgo.SeedBrokers(e.broker)); err != nil {
@@ -48,26 +45,18 @@ func (e *env) startKafka(ctx context.Context) (func(), error) {
 	}
 	e.adm = kadm.NewClient(cl)
 	// The first group on a fresh broker creates __consumer_offsets (50
-	// partitions, seconds): do it now, not in the first contender's time.
-	if err := warmGroups(ctx, e.adm); err != nil {
-		return stop, fmt.Errorf("creating __consumer_offsets: %w", err)
-	}
-	return stop, nil
-}
-
-// warmGroups commits an offset for a throwaway group, which makes the broker
-// create __consumer_offsets, then deletes the group.
-func warmGroups(ctx context.Context, adm *kadm.Client) error {
-	const g, t = "bench.warmup", "bench.warmup"
-	if _, err := adm.CreateTopic(ctx, 1, 1, nil, t); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-		return err
+	// partitions, seconds): do it now, not in the first contender's time,
+	// by committing an offset for a throwaway group.
+	const warm = "bench.warmup"
+	if _, err := e.adm.CreateTopic(ctx, 1, 1, nil, warm); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		return stop, err
 	}
 	var o kadm.Offsets
-	o.Add(kadm.Offset{Topic: t, Partition: 0, At: 0, LeaderEpoch: -1})
-	if err := benchkit.Poll(ctx, 2*time.Minute, 200*time.Millisecond, func() error { return adm.CommitAllOffsets(ctx, g, o) }); err != nil {
-		return err
+	o.Add(kadm.Offset{Topic: warm, Partition: 0, At: 0, LeaderEpoch: -1})
+	if err := benchkit.Poll(ctx, 2*time.Minute, 200*time.Millisecond, func() error { return e.adm.CommitAllOffsets(ctx, warm, o) }); err != nil {
+		return stop, fmt.Errorf("creating __consumer_offsets: %w", err)
 	}
-	return deleteAll(ctx, adm, []string{g}, []string{t})
+	return stop, deleteAll(ctx, e.adm, []string{warm}, []string{warm})
 }
 
 // deleteAll deletes the groups and topics that exist and waits until they
@@ -98,15 +87,15 @@ func deleteAll(ctx context.Context, adm *kadm.Client, groups, topics []string) e
 			_, _ = adm.DeleteTopics(ctx, ts...)
 			pending = append(pending, "topics "+strings.Join(ts, ","))
 		}
-		if len(pending) == 0 {
-			return nil
+		if len(pending) > 0 {
+			return fmt.Errorf("still there: %s", strings.Join(pending, "; "))
 		}
-		return fmt.Errorf("still there: %s", strings.Join(pending, "; "))
+		return nil
 	})
 }
 
-// deletePrefixed deletes every topic whose name starts with prefix, and the
-// groups given.
+// deletePrefixed deletes every topic whose name starts with prefix, and
+// the groups given.
 func deletePrefixed(ctx context.Context, adm *kadm.Client, prefix string, groups ...string) error {
 	td, err := adm.ListTopics(ctx)
 	if err != nil {
@@ -119,6 +108,18 @@ func deletePrefixed(ctx context.Context, adm *kadm.Client, prefix string, groups
 		}
 	}
 	return deleteAll(ctx, adm, groups, ts)
+}
+
+// freshInput deletes what an earlier run left under prefix (topics and
+// picstats' groups) and creates the input topic prefix+"picture".
+func (e *env) freshInput(ctx context.Context, prefix string) error {
+	if err := deletePrefixed(ctx, e.adm, prefix, picstatsGroups(prefix)...); err != nil {
+		return err
+	}
+	if _, err := e.adm.CreateTopic(ctx, partitions, 1, nil, prefix+"picture"); err != nil {
+		return fmt.Errorf("create %spicture: %w", prefix, err)
+	}
+	return nil
 }
 
 // topicSize is the number of records written to a topic (end minus start
@@ -139,17 +140,10 @@ func topicSize(ctx context.Context, adm *kadm.Client, topic string) (records, by
 		}
 	})
 	dirs, err := adm.DescribeAllLogDirs(ctx, nil) // all topics; filtered below
-	if err != nil {
-		return records, 0, err
-	}
 	dirs.Each(func(d kadm.DescribedLogDir) {
-		for _, ps := range d.Topics {
-			for _, p := range ps {
-				if p.Topic == topic {
-					bytes += p.Size
-				}
-			}
+		for _, p := range d.Topics[topic] {
+			bytes += p.Size
 		}
 	})
-	return records, bytes, nil
+	return records, bytes, err
 }

@@ -3,18 +3,15 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/picstats/picstats/bench/internal/benchkit"
-	"github.com/picstats/picstats/cluster"
 )
-
-var quantiles = []float64{0.5, 0.9, 0.99, 1}
 
 // latency measures produce-to-output latency at a steady rate for picstats
 // and the Kafka Streams contenders: each run starts the contender on a
@@ -27,9 +24,10 @@ var quantiles = []float64{0.5, 0.9, 0.99, 1}
 func (e *env) latency(ctx context.Context) error {
 	n := int(float64(e.o.latencyRate) * e.o.latencyDuration.Seconds())
 	fmt.Printf("== latency: %d records/s for %v (%d records), produce call → output topic shows them ==\n", e.o.latencyRate, e.o.latencyDuration, n)
-	t := benchkit.NewTable("contender", "p50", "p90", "p99", "max")
-	for _, name := range []string{"picstats", "kstreams-alos", "kstreams-eos", "kstreams-pre-eos"} {
-		if !slices.Contains(e.o.contenders, name) {
+	quantiles := []float64{0.5, 0.9, 0.99, 1}
+	rows := [][]string{{"contender", "p50", "p90", "p99", "max", "ms"}}
+	for _, name := range e.o.contenders {
+		if name != "picstats" && !strings.HasPrefix(name, "kstreams") {
 			continue
 		}
 		cols := make([][]float64, len(quantiles)) // per quantile, the runs' values
@@ -39,42 +37,38 @@ func (e *env) latency(ctx context.Context) error {
 				fmt.Printf("  run %d %-16s FAILED: %v\n", i+1, name, err)
 				continue
 			}
+			line := []any{i + 1, name}
 			for k, q := range quantiles {
 				cols[k] = append(cols[k], benchkit.Rank(lat, q))
+				line = append(line, benchkit.Rank(lat, q))
 			}
-			fmt.Printf("  run %d %-16s p50 %6.1f  p90 %6.1f  p99 %6.1f  max %6.1f ms\n", i+1, name, cols[0][len(cols[0])-1],
-				cols[1][len(cols[1])-1], cols[2][len(cols[2])-1], cols[3][len(cols[3])-1])
+			fmt.Printf("  run %d %-16s p50 %6.1f  p90 %6.1f  p99 %6.1f  max %6.1f ms\n", line...)
 		}
-		row := []any{name}
+		row := []string{name}
 		for _, c := range cols {
-			row = append(row, benchkit.F(benchkit.Median(c), 1))
+			row = append(row, f(benchkit.Median(c), 1))
 		}
-		t.Row(row...)
+		rows = append(rows, append(row, ""))
 	}
 	fmt.Printf("\nlatency, medians over %d runs (ms):\n", e.o.runs)
-	t.Print(os.Stdout)
-	fmt.Println()
+	printTable(rows)
 	return nil
 }
 
 // latencyRun returns the sorted latencies in ms of one run.
 func (e *env) latencyRun(ctx context.Context, name string, run, n int) ([]float64, error) {
 	prefix := fmt.Sprintf("bench.latency-%s-%d.", name, run+1)
-	input := prefix + "picture"
-	if err := deletePrefixed(ctx, e.adm, prefix, picstatsGroups(prefix)...); err != nil {
+	if err := e.freshInput(ctx, prefix); err != nil {
 		return nil, err
 	}
-	if _, err := e.adm.CreateTopic(ctx, partitions, 1, nil, input); err != nil {
-		return nil, fmt.Errorf("create %s: %w", input, err)
-	}
 	defer deletePrefixed(context.Background(), e.adm, prefix, picstatsGroups(prefix)...)
-	c, output, cleanup, err := e.startLatencyContender(ctx, name, prefix)
+	c, _, output, cleanup, err := e.start(ctx, name, prefix, prefix+"picture", "latency")
 	defer cleanup()
 	if err != nil {
 		return nil, err
 	}
 	defer c.Stop()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(e.broker), kgo.DefaultProduceTopic(input), kgo.ProducerLinger(0))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.broker), kgo.DefaultProduceTopic(prefix+"picture"), kgo.ProducerLinger(0))
 	if err != nil {
 		return nil, err
 	}
@@ -88,7 +82,7 @@ func (e *env) latencyRun(ctx context.Context, name string, run, n int) ([]float6
 	}
 	wctx, cancel := c.Bound(ctx, 3*time.Minute)
 	defer cancel()
-	w := newLatencyWatch(n)
+	w := &latencyWatch{n: n, sent: make([]atomic.Int64, n+1), next: 1, warm: make(chan struct{}), done: make(chan struct{})}
 	werr := make(chan error, 1)
 	go func() { werr <- watch(wctx, e.broker, output, w.seen) }()
 	produce(0) // the warm-up record: the contender is up once its output counts it
@@ -107,17 +101,6 @@ func (e *env) latencyRun(ctx context.Context, name string, run, n int) ([]float6
 	return w.lat, nil
 }
 
-// startLatencyContender starts contender name over prefix's input topic
-// and returns it, its output topic and a cleanup to call in any case.
-func (e *env) startLatencyContender(ctx context.Context, name, prefix string) (*benchkit.Child, string, func(), error) {
-	if name != "picstats" {
-		c, _, output, cleanup, err := e.startKStreams(ctx, prefix+"picture", name, "latency")
-		return c, output, cleanup, err
-	}
-	c, err := benchkit.Start(ctx, e.log("latency-picstats"), nil, e.picstats, picstatsArgs("processor", e.broker, prefix, statsList)...)
-	return c, string(cluster.DefaultNames(prefix).Stats), func() {}, err
-}
-
 // latencyWatch turns the counts an output reports, as they are polled,
 // into the latencies of records 1..n.
 type latencyWatch struct {
@@ -125,13 +108,7 @@ type latencyWatch struct {
 	sent       []atomic.Int64 // UnixNano of the produce call of record i (1-based)
 	lat        []float64      // ms, in produce order
 	next       int            // the first measured record not yet seen
-	warmed     bool
 	warm, done chan struct{}
-}
-
-func newLatencyWatch(n int) *latencyWatch {
-	return &latencyWatch{n: n, sent: make([]atomic.Int64, n+1), lat: make([]float64, 0, n), next: 1,
-		warm: make(chan struct{}), done: make(chan struct{})}
 }
 
 // seen is the watcher's callback; it returns true once all n are seen.
@@ -140,8 +117,8 @@ func (w *latencyWatch) seen(r *kgo.Record, at time.Time) bool {
 	if string(r.Key) != "count" || !ok || count < 1 {
 		return false
 	}
-	if !w.warmed {
-		w.warmed = true
+	if w.lat == nil {
+		w.lat = make([]float64, 0, w.n)
 		close(w.warm)
 	}
 	for ; int64(w.next) <= count-1 && w.next <= w.n; w.next++ {

@@ -1,28 +1,11 @@
-// Command peers compares picstats with the alternatives a user would
-// consider, on one Apache Kafka 4.1.1 broker started for the purpose:
-//
-//   - drain: the time for each contender, run alone as its own process, to
-//     turn a backlog of N registrations into the exact final result on its
-//     output topic, with that process's CPU seconds and peak RSS. The
-//     contenders: the bare consumer that only reads and decodes (the
-//     limit; benchkit.ReadAll, as in `go run ./bench`), the picstats
-//     processor, goka with one loopback message per record and statistic
-//     (the naive design), and Kafka Streams (bench/kstreams) at-least-once
-//     and exactly_once_v2, and pre-aggregating per partition with
-//     exactly_once_v2;
-//   - recovery: after picstats drained N records, the time from starting a
-//     processor, and an API replica, until it has recovered the table;
-//   - live: the same after picstats ran with a datafeed at a steady rate;
-//   - latency: produce-to-output latency at a steady rate for picstats and
-//     Kafka Streams;
-//   - rest: GET /api/stats requests per second from `picstats api` against
-//     a bare net/http handler that serves the same bytes.
-//
-// Usage (from the module root):
-//
-//	go run ./bench/peers [--records 1000000,10000000] [--runs 3] [--phases drain,recovery,live,latency,rest]
-//
-// See BENCHMARKS.md for what each figure means and the results.
+// Command peers compares picstats with what a user would run instead, on an
+// Apache Kafka 4.1.1 broker that it starts with scripts/kafka: a bare
+// consumer (the limit), goka with a loopback message per record and
+// statistic, and Kafka Streams (bench/kstreams). Its phases: drain (each
+// contender alone, as its own process, from start to the exact result on
+// its output topic), recovery after picstats' drain, live (recovery after
+// a datafeed), latency and rest. Run it from the module root; BENCHMARKS.md
+// explains every figure.
 package main
 
 import (
@@ -31,6 +14,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -39,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"text/tabwriter"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -53,32 +38,32 @@ const (
 	timeout    = 20 * time.Minute // per contender and run
 )
 
-var allContenders = []string{"bare", "picstats", "goka-naive", "kstreams-alos", "kstreams-eos", "kstreams-pre-eos"}
-var allPhases = []string{"drain", "recovery", "live", "latency", "rest"}
+var (
+	allContenders = []string{"bare", "picstats", "goka-naive", "kstreams-alos", "kstreams-eos", "kstreams-pre-eos"}
+	allPhases     = []string{"drain", "recovery", "live", "latency", "rest"}
+)
 
 // options are the driver's flags.
 type options struct {
 	sizes                                       []int
-	runs                                        int
+	runs, latencyRate, restConns, liveRate      int
 	contenders, phases                          []string
-	latencyRate, restConns, liveRate            int
 	latencyDuration, restDuration, liveDuration time.Duration
-	logs                                        string // the children's logs go here; "" = the scratch folder, removed at the end
+	logs                                        string // "": in the scratch folder, removed at the end
 }
 
 const usage = `Usage: go run ./bench/peers [flags]   (from the module root)
 
 Starts its own Apache Kafka 4.1.1 (scripts/kafka) and compares picstats with a bare
 consumer, goka and Kafka Streams (bench/kstreams, built with Maven on first use). The
-defaults take about 75 minutes on 2 cores; BENCHMARKS.md explains every figure. Flags
-marked internal are for the children this program runs.
+defaults take about 75 minutes on 2 cores; BENCHMARKS.md explains every figure.
 
 `
 
 func main() {
 	fs := flag.NewFlagSet("peers", flag.ExitOnError)
 	var o options
-	mode := fs.String("mode", "", "internal: run a child (bare, goka-naive or bare-rest)")
+	mode := fs.String("mode", "", "internal: run a child (bare, goka-naive or bare-rest) with its arguments")
 	records := fs.String("records", "1000000,10000000", "backlog sizes, comma-separated; each gets its own input topic")
 	fs.IntVar(&o.runs, "runs", 3, "runs of every contender and measurement; medians are reported")
 	contenders := fs.String("contenders", strings.Join(allContenders, ","), "drain contenders, in order")
@@ -90,18 +75,16 @@ func main() {
 	fs.IntVar(&o.liveRate, "live-rate", 200, "records per second of the datafeed in the live phase")
 	fs.DurationVar(&o.liveDuration, "live-duration", time.Minute, "how long the live phase feeds picstats before measuring recovery")
 	fs.StringVar(&o.logs, "logs", "", "keep every child's output (and the broker's log) in this folder; by default they are removed with the scratch folder")
-	childArgs := childFlags(fs)
 	fs.Usage = func() { fmt.Fprint(fs.Output(), usage); fs.PrintDefaults() }
 	_ = fs.Parse(os.Args[1:])
 	if *mode != "" {
-		if err := runChild(*mode, childArgs); err != nil {
+		if err := runChild(*mode, fs.Args()); err != nil {
 			fmt.Fprintf(os.Stderr, "peers --mode %s: %v\n", *mode, err)
 			os.Exit(1)
 		}
 		return
 	}
-	o.contenders, o.phases = split(*contenders), split(*phases)
-	if err := o.check(*records); err != nil {
+	if err := o.parse(*records, *contenders, *phases); err != nil {
 		fmt.Fprintf(os.Stderr, "peers: %v\n", err)
 		os.Exit(2)
 	}
@@ -114,8 +97,22 @@ func main() {
 	}
 }
 
-// check parses --records into o.sizes and checks every flag.
-func (o *options) check(records string) error {
+// runChild runs one of the Go contenders this program starts as a child,
+// each in its own process like every contender.
+func runChild(mode string, a []string) error {
+	switch {
+	case mode == "bare" && len(a) == 3: // broker, topic, report file
+		return bareChild(a[0], a[1], a[2])
+	case mode == "goka-naive" && len(a) == 3: // broker, topic, group
+		return naiveChild(a[0], a[1], a[2])
+	case mode == "bare-rest" && len(a) == 2: // address, file to serve
+		return bareRESTChild(a[0], a[1])
+	}
+	return fmt.Errorf("unknown mode or wrong arguments %q", a)
+}
+
+// parse fills in the lists of o from their flags and checks every flag.
+func (o *options) parse(records, contenders, phases string) error {
 	var errs []error
 	for _, s := range split(records) {
 		n, err := strconv.Atoi(s)
@@ -124,50 +121,42 @@ func (o *options) check(records string) error {
 		}
 		o.sizes = append(o.sizes, n)
 	}
-	for _, c := range o.contenders {
-		if !slices.Contains(allContenders, c) {
-			errs = append(errs, fmt.Errorf("--contenders: unknown %q; known: %s", c, strings.Join(allContenders, ",")))
+	o.contenders, o.phases = split(contenders), split(phases)
+	known := func(flag string, got, all []string) {
+		for _, x := range got {
+			if !slices.Contains(all, x) {
+				errs = append(errs, fmt.Errorf("--%s: unknown %q; known: %s", flag, x, strings.Join(all, ",")))
+			}
 		}
 	}
-	for _, p := range o.phases {
-		if !slices.Contains(allPhases, p) {
-			errs = append(errs, fmt.Errorf("--phases: unknown %q; known: %s", p, strings.Join(allPhases, ",")))
-		}
-	}
+	known("contenders", o.contenders, allContenders)
+	known("phases", o.phases, allPhases)
 	if o.has("recovery") && !(o.has("drain") && slices.Contains(o.contenders, "picstats")) {
 		errs = append(errs, errors.New("--phases recovery measures the state picstats' drain leaves: add drain and the picstats contender"))
 	}
-	if o.runs < 1 || o.latencyRate < 1 || o.restConns < 1 || o.liveRate < 1 {
+	if min(o.runs, o.latencyRate, o.restConns, o.liveRate) < 1 {
 		errs = append(errs, errors.New("--runs, --latency-rate, --rest-conns and --live-rate: want at least 1"))
 	}
 	return errors.Join(errs...)
 }
 
 func split(s string) []string {
-	var out []string
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' })
 }
 
 func (o options) has(phase string) bool { return slices.Contains(o.phases, phase) }
 
 // env is what every measurement needs: the broker and the built programs.
 type env struct {
-	broker   string
-	adm      *kadm.Client
-	tmp      string // scratch folder
-	logs     string // the children's logs
-	logSeq   int
-	picstats string // the built picstats binary
-	self     string // this program, for the Go children
-	o        options
+	broker         string
+	adm            *kadm.Client
+	tmp, logs      string // scratch folder; the children's logs
+	logSeq         int
+	picstats, self string // the built picstats; this program, for the Go children
+	o              options
 }
 
-// log returns a new log file name for a child; numbered, so that a kept
+// log returns a new log file name for a child, numbered so that a kept
 // folder reads in order.
 func (e *env) log(name string) string {
 	e.logSeq++
@@ -192,31 +181,25 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
+	java, _ := exec.Command("java", "-version").CombinedOutput()
 	fmt.Printf("\nmachine: %s\n", benchkit.Machine())
-	fmt.Printf("versions: Apache Kafka 4.1.1 (scripts/kafka, one KRaft node on this machine); kafka-streams 4.1.1; goka v1.1.14; %s\n", javaVersion())
+	fmt.Printf("versions: Apache Kafka 4.1.1 (scripts/kafka, one KRaft node on this machine); kafka-streams 4.1.1; goka v1.1.14; %s\n",
+		cmp.Or(strings.SplitN(string(java), "\n", 2)[0], "java: ?"))
 	fmt.Printf("command: go run ./bench/peers %s\n", strings.Join(os.Args[1:], " "))
 	fmt.Printf("backlogs: %v records on %d partitions; runs: %d; phases: %s\n\n", o.sizes, partitions, o.runs, strings.Join(o.phases, ","))
-	return e.phases(ctx)
-}
-
-// phases runs the phases asked for, in their fixed order.
-func (e *env) phases(ctx context.Context) error {
-	if e.o.has("drain") {
-		for _, n := range e.o.sizes {
-			b, err := e.produce(ctx, n)
-			if err != nil {
-				return err
-			}
-			if err := e.drain(ctx, b); err != nil {
-				return err
-			}
+	for _, n := range o.sizes {
+		if !o.has("drain") {
+			break
+		}
+		if err := e.drain(ctx, n); err != nil {
+			return fmt.Errorf("drain %d: %w", n, err)
 		}
 	}
 	for _, p := range []struct {
 		name string
 		f    func(context.Context) error
 	}{{"live", e.live}, {"latency", e.latency}, {"rest", e.rest}} {
-		if e.o.has(p.name) {
+		if o.has(p.name) {
 			if err := p.f(ctx); err != nil {
 				return fmt.Errorf("%s: %w", p.name, err)
 			}
@@ -228,12 +211,11 @@ func (e *env) phases(ctx context.Context) error {
 // build builds picstats and, if a phase needs it and it is missing, the
 // Kafka Streams jar, which produces the drain backlogs and is the Kafka
 // Streams contender.
-func (e *env) build(ctx context.Context) error {
-	kstreams := slices.ContainsFunc(e.o.contenders, func(c string) bool { return strings.HasPrefix(c, "kstreams") })
-	var err error
+func (e *env) build(ctx context.Context) (err error) {
 	if e.picstats, err = benchkit.BuildPicstats(ctx, e.tmp); err != nil {
 		return err
 	}
+	kstreams := slices.ContainsFunc(e.o.contenders, func(c string) bool { return strings.HasPrefix(c, "kstreams") })
 	if _, err := os.Stat(jarPath); err != nil && (e.o.has("drain") || e.o.has("latency") && kstreams) {
 		fmt.Println("building the Kafka Streams peer (mvn, once)…")
 		if err := benchkit.Run(ctx, "mvn", "-q", "-f", "bench/kstreams/pom.xml", "package", "-DskipTests"); err != nil {
@@ -244,10 +226,21 @@ func (e *env) build(ctx context.Context) error {
 	return err
 }
 
-func javaVersion() string {
-	b, err := exec.Command("java", "-version").CombinedOutput()
-	if err != nil {
-		return "java: ?"
+// printTable prints rows in right-aligned columns, but for the last cell of
+// each row (a result and its note), which follows as it is.
+func printTable(rows [][]string) {
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	for _, r := range rows {
+		fmt.Fprintln(w, strings.Join(r[:len(r)-1], "\t")+"\t  "+r[len(r)-1])
 	}
-	return strings.SplitN(string(b), "\n", 2)[0]
+	_ = w.Flush()
+	fmt.Println()
+}
+
+// f formats x with prec decimals, "-" for NaN or 0 (not measured).
+func f(x float64, prec int) string {
+	if math.IsNaN(x) || x == 0 {
+		return "-"
+	}
+	return strconv.FormatFloat(x, 'f', prec, 64)
 }

@@ -2,62 +2,44 @@ package main
 
 import "testing"
 
-// The jar's --produce output, as bench/kstreams prints it.
-const produced = "count\t{\"registrations\":3}\n" +
-	"average_weight\t{\"average_weight_grams\":20.333333333333332,\"total_weight_grams\":61,\"registrations\":3}\n" +
-	"min_weight\t{\"min_weight_grams\":1}\n" +
-	"max_weight\t{\"max_weight_grams\":50}\n"
-
-func TestParseExpected(t *testing.T) {
-	got, err := parseExpected("produced 3 records\n" + produced)
-	if want := (expected{count: 3, total: 61, min: 1, max: 50}); err != nil || got != want {
-		t.Fatalf("parseExpected = %+v, %v; want %+v", got, err, want)
+// A contender is exact only when all four statistics agree with the jar's
+// --produce output, whatever order and repeats its output has; averages
+// formatted differently do not matter.
+func TestOutputsAreJudgedByTheirTotals(t *testing.T) {
+	exp, err := parseExpected("produced 3 records\ncount\t{\"registrations\":3}\n" +
+		"average_weight\t{\"average_weight_grams\":20.333333333333332,\"total_weight_grams\":61,\"registrations\":3}\n" +
+		"min_weight\t{\"min_weight_grams\":1}\nmax_weight\t{\"max_weight_grams\":50}\n")
+	if want := (totals{count: 3, total: 61, avgCount: 3, min: 1, max: 50, seen: [4]bool{true, true, true, true}}); err != nil || exp != want {
+		t.Fatalf("parseExpected = %+v, %v; want %+v", exp, err, want)
 	}
 	if _, err := parseExpected("count\t{\"registrations\":3}\n"); err == nil {
 		t.Error("an incomplete result was accepted")
 	}
-}
-
-// A contender is exact only when all four statistics agree, whatever order
-// and repeats its output has; averages formatted differently do not matter.
-func TestTotalsJudgeOutputs(t *testing.T) {
-	exp := expected{count: 3, total: 61, min: 1, max: 50}
-	type rec struct{ key, value string }
-	tests := []struct {
+	avg, lo, hi := `{"average_weight_grams":20.3333,"total_weight_grams":61,"registrations":3}`, `{"min_weight_grams":1}`, `{"max_weight_grams":50}`
+	for _, tt := range []struct {
 		name string
-		out  []rec
+		out  [][2]string // key, value
 		want bool
 	}{
-		{"exact", []rec{{"count", `{"registrations":3}`}, {"average_weight", `{"average_weight_grams":20.3333,"total_weight_grams":61,"registrations":3}`},
-			{"min_weight", `{"min_weight_grams":1}`}, {"max_weight", `{"max_weight_grams":50}`}}, true},
-		{"latest value wins", []rec{{"count", `{"registrations":2}`}, {"average_weight", `{"total_weight_grams":61,"registrations":3}`},
-			{"min_weight", `{"min_weight_grams":1}`}, {"max_weight", `{"max_weight_grams":50}`}, {"count", `{"registrations":3}`}}, true},
-		{"counted twice", []rec{{"count", `{"registrations":6}`}, {"average_weight", `{"total_weight_grams":122,"registrations":6}`},
-			{"min_weight", `{"min_weight_grams":1}`}, {"max_weight", `{"max_weight_grams":50}`}}, false},
-		{"average of other records", []rec{{"count", `{"registrations":3}`}, {"average_weight", `{"total_weight_grams":61,"registrations":2}`},
-			{"min_weight", `{"min_weight_grams":1}`}, {"max_weight", `{"max_weight_grams":50}`}}, false},
-		{"a statistic missing", []rec{{"count", `{"registrations":3}`}, {"average_weight", `{"total_weight_grams":61,"registrations":3}`},
-			{"min_weight", `{"min_weight_grams":1}`}}, false},
-		{"null min", []rec{{"count", `{"registrations":3}`}, {"average_weight", `{"total_weight_grams":61,"registrations":3}`},
-			{"min_weight", `{"min_weight_grams":null}`}, {"max_weight", `{"max_weight_grams":50}`}}, false},
-		{"other statistics ignored", []rec{{"count", `{"registrations":3}`}, {"average_weight", `{"total_weight_grams":61,"registrations":3}`},
-			{"min_weight", `{"min_weight_grams":1}`}, {"max_weight", `{"max_weight_grams":50}`}, {"rejected", `{"registrations":9}`}, {"count", ``}}, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var tot totals
-			for _, r := range tt.out {
-				if err := tot.apply(r.key, []byte(r.value)); err != nil {
-					t.Fatal(err)
-				}
+		{"exact", [][2]string{{"count", `{"registrations":3}`}, {"average_weight", avg}, {"min_weight", lo}, {"max_weight", hi}}, true},
+		{"latest value wins", [][2]string{{"count", `{"registrations":2}`}, {"average_weight", avg}, {"min_weight", lo}, {"max_weight", hi}, {"count", `{"registrations":3}`}}, true},
+		{"counted twice", [][2]string{{"count", `{"registrations":6}`}, {"average_weight", `{"total_weight_grams":122,"registrations":6}`}, {"min_weight", lo}, {"max_weight", hi}}, false},
+		{"average of other records", [][2]string{{"count", `{"registrations":3}`}, {"average_weight", `{"total_weight_grams":61,"registrations":2}`}, {"min_weight", lo}, {"max_weight", hi}}, false},
+		{"a statistic missing", [][2]string{{"count", `{"registrations":3}`}, {"average_weight", avg}, {"min_weight", lo}}, false},
+		{"null min", [][2]string{{"count", `{"registrations":3}`}, {"average_weight", avg}, {"min_weight", `{"min_weight_grams":null}`}, {"max_weight", hi}}, false},
+		{"others ignored", [][2]string{{"count", `{"registrations":3}`}, {"average_weight", avg}, {"min_weight", lo}, {"max_weight", hi}, {"rejected", `{"registrations":9}`}, {"count", ``}}, true},
+	} {
+		var got totals
+		for _, r := range tt.out {
+			if err := got.apply(r[0], []byte(r[1])); err != nil {
+				t.Fatal(err)
 			}
-			if got := tot.equal(exp); got != tt.want {
-				t.Errorf("equal = %v, want %v (%v)", got, tt.want, tot)
-			}
-		})
+		}
+		if (got == exp) != tt.want {
+			t.Errorf("%s: exact = %v, want %v (%v)", tt.name, got == exp, tt.want, got)
+		}
 	}
-	var tot totals
-	if err := tot.apply("count", []byte("{")); err == nil {
+	if err := new(totals).apply("count", []byte("{")); err == nil {
 		t.Error("bad JSON accepted")
 	}
 }

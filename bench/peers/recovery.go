@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -13,18 +14,12 @@ import (
 	"github.com/picstats/picstats/cluster"
 )
 
-// recovery measures, on the state picstats' last drain of b left behind,
-// the time from starting a processor until it has recovered its table
-// ("processor ready" in its log), and from starting an API replica until
-// /readyz answers 200 (and /api/stats/count serves the exact count). Both
-// read the group table's changelog, whose size is printed with it: it grows
+// recover measures, o.runs times, on the state picstats left under prefix,
+// the time from starting a processor with statistics stats until it has
+// recovered its table ("processor ready" in its log), and from starting an
+// API replica until /readyz answers 200 (and the count served is want).
+// Both read the table's changelog, whose size is printed with it: it grows
 // with the number of batches, not records, and compaction bounds it.
-func (e *env) recovery(ctx context.Context, b *backlog) error {
-	return e.recover(ctx, fmt.Sprintf("after draining %d records", b.n), b.prefix, statsList, b.exp.count)
-}
-
-// recover measures the recovery of a processor and an API replica with
-// statistics stats on the state under prefix, whose count must be want.
 func (e *env) recover(ctx context.Context, label, prefix, stats string, want int64) error {
 	table := string(cluster.DefaultNames(prefix).Table())
 	records, bytes, err := topicSize(ctx, e.adm, table)
@@ -36,11 +31,11 @@ func (e *env) recover(ctx context.Context, label, prefix, stats string, want int
 	for i := range e.o.runs {
 		p, note := e.recoverProcessor(ctx, prefix, stats)
 		a, anote := e.recoverAPI(ctx, prefix, stats, want)
-		fmt.Printf("  run %d: processor start → ready %s s %s; API replica start → ready %s s %s\n", i+1, benchkit.F(p, 2), note, benchkit.F(a, 2), anote)
+		fmt.Printf("  run %d: processor start → ready %s s %s; API replica start → ready %s s %s\n", i+1, f(p, 2), note, f(a, 2), anote)
 		procs, apis = append(procs, p), append(apis, a)
 	}
 	fmt.Printf("recovery %s, medians over %d runs: processor %s s, API replica %s s (changelog: %d updates written, %.1f KB on disk)\n\n",
-		label, e.o.runs, benchkit.F(benchkit.Median(procs), 2), benchkit.F(benchkit.Median(apis), 2), records, float64(bytes)/1024)
+		label, e.o.runs, f(benchkit.Median(procs), 2), f(benchkit.Median(apis), 2), records, float64(bytes)/1024)
 	return nil
 }
 
@@ -65,12 +60,11 @@ func (e *env) recoverAPI(ctx context.Context, prefix, stats string, want int64) 
 	defer a.Stop()
 	hc := &http.Client{Timeout: time.Second}
 	var at time.Time
-	note := a.WaitReady(ctx, "api", func() bool {
+	if note := a.WaitReady(ctx, "api", func() bool {
 		_, err := benchkit.Get(ctx, hc, base+"/readyz")
 		at = time.Now()
 		return err == nil
-	})
-	if note != "" {
+	}); note != "" {
 		return math.NaN(), note
 	}
 	if err := checkCount(ctx, hc, base, want); err != nil {
@@ -102,16 +96,14 @@ func checkCount(ctx context.Context, hc *http.Client, base string, want int64) e
 
 // live runs picstats (every statistic) with a datafeed at --live-rate for
 // --live-duration, as in production, then measures recovery on the state
-// that left: the table changelog then holds the open-batch updates of every
-// snapshot interval, not only one update per closed batch as after a drain.
+// that left: the table changelog then holds the open-batch updates of
+// every snapshot interval, not only one update per closed batch as after a
+// drain.
 func (e *env) live(ctx context.Context) error {
 	const prefix = "bench.live."
 	n := int(float64(e.o.liveRate) * e.o.liveDuration.Seconds())
-	if err := deletePrefixed(ctx, e.adm, prefix, picstatsGroups(prefix)...); err != nil {
+	if err := e.freshInput(ctx, prefix); err != nil {
 		return err
-	}
-	if _, err := e.adm.CreateTopic(ctx, partitions, 1, nil, prefix+"picture"); err != nil {
-		return fmt.Errorf("create %spicture: %w", prefix, err)
 	}
 	fmt.Printf("== live: picstats with every statistic, a datafeed at %d records/s for %v (%d records) ==\n", e.o.liveRate, e.o.liveDuration, n)
 	proc, err := benchkit.Start(ctx, e.log("live-processor"), nil, e.picstats, picstatsArgs("processor", e.broker, prefix, "all")...)
@@ -120,7 +112,7 @@ func (e *env) live(ctx context.Context) error {
 	}
 	defer proc.Stop()
 	feed, err := benchkit.Start(ctx, e.log("live-datafeed"), nil, e.picstats, "datafeed", "--brokers", e.broker, "--topic-prefix", prefix,
-		"--partitions", fmt.Sprint(partitions), "--rate", fmt.Sprint(e.o.liveRate), "--count", fmt.Sprint(n), "--images", "images")
+		"--partitions", strconv.Itoa(partitions), "--rate", strconv.Itoa(e.o.liveRate), "--count", strconv.Itoa(n), "--images", "images")
 	if err != nil {
 		return err
 	}

@@ -20,30 +20,30 @@ import (
 )
 
 // rest compares GET /api/stats of `picstats api` with a bare net/http
-// handler that serves the same bytes with the same headers, each in its own
-// process, under the same load: --rest-conns keep-alive connections from
-// this process, as fast as they can, for --rest-duration. The API serves
-// every statistic over a table built from a feed-like backlog (100
+// handler that serves the same bytes with the same headers, each in its
+// own process, under the same load: --rest-conns keep-alive connections
+// from this process, as fast as they can, for --rest-duration. The API
+// serves every statistic over a table built from a feed-like backlog (100
 // pictures), as a user's dashboard would ask for it.
 func (e *env) rest(ctx context.Context) error {
-	api, body, err := e.restAPI(ctx)
-	if api.Child != nil {
+	api, apiURL, body, err := e.restAPI(ctx)
+	if api != nil {
 		defer api.Stop()
 	}
 	if err != nil {
 		return err
 	}
 	bodyFile := filepath.Join(e.tmp, "stats.json")
-	if err := os.WriteFile(bodyFile, body, 0o644); err != nil {
-		return err
-	}
 	ports, err := benchkit.FreePorts(1)
+	if err == nil {
+		err = os.WriteFile(bodyFile, body, 0o644)
+	}
 	if err != nil {
 		return err
 	}
 	bareAddr := fmt.Sprintf("127.0.0.1:%d", ports[0])
 	bareURL := "http://" + bareAddr + "/api/stats"
-	bare, err := benchkit.Start(ctx, e.log("rest-bare"), nil, e.self, "--mode", "bare-rest", "--addr", bareAddr, "--body", bodyFile)
+	bare, err := benchkit.Start(ctx, e.log("rest-bare"), nil, e.self, "--mode", "bare-rest", bareAddr, bodyFile)
 	if err != nil {
 		return err
 	}
@@ -59,68 +59,53 @@ func (e *env) rest(ctx context.Context) error {
 	fmt.Printf("== rest: GET /api/stats (%d statistics, %d bytes), %d connections, %v per run ==\n", len(served), len(body), e.o.restConns, e.o.restDuration)
 	var apiRates, bareRates, ratios []float64
 	for i := range e.o.runs {
-		a := load(ctx, api.url, body, e.o.restConns, e.o.restDuration, api.Child)
-		b := load(ctx, bareURL, body, e.o.restConns, e.o.restDuration, bare)
-		fmt.Printf("  run %d: picstats api %s; bare handler %s; ratio %.2f\n", i+1, a, b, a.rate/b.rate)
-		if a.err != nil || b.err != nil {
-			return errors.Join(a.err, b.err)
+		a, acpu, aerr := e.load(ctx, apiURL, body, api)
+		b, bcpu, berr := e.load(ctx, bareURL, body, bare)
+		if err := errors.Join(aerr, berr); err != nil {
+			return fmt.Errorf("run %d: %w", i+1, err)
 		}
-		apiRates, bareRates, ratios = append(apiRates, a.rate), append(bareRates, b.rate), append(ratios, a.rate/b.rate)
+		fmt.Printf("  run %d: picstats api %.0f req/s (server %.2f cores); bare handler %.0f req/s (server %.2f cores); ratio %.2f\n", i+1, a, acpu, b, bcpu, a/b)
+		apiRates, bareRates, ratios = append(apiRates, a), append(bareRates, b), append(ratios, a/b)
 	}
 	fmt.Printf("rest, medians over %d runs: picstats api %s req/s, bare handler %s req/s, ratio %s\n\n",
-		e.o.runs, benchkit.F(benchkit.Median(apiRates), 0), benchkit.F(benchkit.Median(bareRates), 0), benchkit.F(benchkit.Median(ratios), 2))
+		e.o.runs, f(benchkit.Median(apiRates), 0), f(benchkit.Median(bareRates), 0), f(benchkit.Median(ratios), 2))
 	return nil
 }
 
-// restAPI is `picstats api` serving a final table of 100,000 feed-like
-// records: its child, the URL of /api/stats, and what that serves.
-type restAPI struct {
-	*benchkit.Child
-	url string
-}
-
-func (e *env) restAPI(ctx context.Context) (restAPI, []byte, error) {
+// restAPI starts `picstats api` serving the final table of 100,000
+// feed-like records and returns it, the URL of /api/stats and what that
+// serves.
+func (e *env) restAPI(ctx context.Context) (*benchkit.Child, string, []byte, error) {
 	const prefix, records = "bench.rest.", 100_000
-	if err := deletePrefixed(ctx, e.adm, prefix, picstatsGroups(prefix)...); err != nil {
-		return restAPI{}, nil, err
+	if err := e.freshInput(ctx, prefix); err != nil {
+		return nil, "", nil, err
 	}
-	if err := e.feed(ctx, prefix+"picture", records); err != nil {
-		return restAPI{}, nil, err
+	if err := benchkit.Produce(ctx, []kgo.Opt{kgo.SeedBrokers(e.broker), kgo.DefaultProduceTopic(prefix + "picture")}, records, registration); err != nil {
+		return nil, "", nil, err
 	}
 	proc, err := benchkit.Start(ctx, e.log("rest-processor"), nil, e.picstats, picstatsArgs("processor", e.broker, prefix, "all")...)
 	if err != nil {
-		return restAPI{}, nil, err
+		return nil, "", nil, err
 	}
 	defer proc.Stop() // the table is final once the API serves the count: only the API serves from then on
-	c, base, err := e.startAPI(ctx, "rest-api", prefix, "all")
+	api, base, err := e.startAPI(ctx, "rest-api", prefix, "all")
 	if err != nil {
-		return restAPI{}, nil, err
+		return nil, "", nil, err
 	}
-	api := restAPI{c, base + "/api/stats"}
 	hc := &http.Client{Timeout: time.Second}
 	if note := api.WaitReady(ctx, "api", func() bool { return checkCount(ctx, hc, base, records) == nil }); note != "" {
-		return api, nil, fmt.Errorf("the API did not serve count %d: %s", records, note)
+		return api, "", nil, fmt.Errorf("the API did not serve count %d: %s", records, note)
 	}
 	proc.Stop()
-	body, err := benchkit.Get(ctx, hc, api.url)
-	return api, body, err
+	body, err := benchkit.Get(ctx, hc, base+"/api/stats")
+	return api, base + "/api/stats", body, err
 }
 
-type loadResult struct {
-	rate, serverCPU float64 // requests/s; the server's CPU cores during the run
-	err             error
-}
-
-func (l loadResult) String() string {
-	if l.err != nil {
-		return "FAILED: " + l.err.Error()
-	}
-	return fmt.Sprintf("%.0f req/s (server %.2f cores)", l.rate, l.serverCPU)
-}
-
-// load sends GETs over conns keep-alive connections for d and checks that
-// every answer is 200 with the expected body.
-func load(ctx context.Context, url string, want []byte, conns int, d time.Duration, server *benchkit.Child) loadResult {
+// load sends GETs over --rest-conns keep-alive connections, after 1 s of
+// warm-up, for --rest-duration, checks that every answer is 200 with body
+// want, and returns requests/s and the server's CPU cores meanwhile.
+func (e *env) load(ctx context.Context, url string, want []byte, server *benchkit.Child) (rate, cores float64, err error) {
+	conns := e.o.restConns
 	tr := &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns, DisableCompression: true}
 	defer tr.CloseIdleConnections()
 	hc := &http.Client{Transport: tr, Timeout: 10 * time.Second}
@@ -129,9 +114,7 @@ func load(ctx context.Context, url string, want []byte, conns int, d time.Durati
 	run := func(until time.Time, count bool) {
 		var wg sync.WaitGroup
 		for range conns {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				for time.Now().Before(until) && ctx.Err() == nil {
 					b, err := benchkit.Get(ctx, hc, url)
 					if err == nil && !bytes.Equal(b, want) {
@@ -145,19 +128,18 @@ func load(ctx context.Context, url string, want []byte, conns int, d time.Durati
 						n.Add(1)
 					}
 				}
-			}()
+			})
 		}
 		wg.Wait()
 	}
-	run(time.Now().Add(time.Second), false) // warm up: connections, caches, JIT of nothing
+	run(time.Now().Add(time.Second), false) // warm up: connections, caches
 	cpu0, t0 := server.CPU(), time.Now()
-	run(t0.Add(d), true)
+	run(t0.Add(e.o.restDuration), true)
 	el := time.Since(t0).Seconds()
-	r := loadResult{rate: float64(n.Load()) / el, serverCPU: (server.CPU() - cpu0) / el}
 	if p := firstErr.Load(); p != nil {
-		r.err = *p
+		err = *p
 	}
-	return r
+	return float64(n.Load()) / el, (server.CPU() - cpu0) / el, err
 }
 
 // bareRESTChild serves one file's bytes as picstats' API serves JSON, with
@@ -176,19 +158,9 @@ func bareRESTChild(addr, file string) error {
 	return (&http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}).ListenAndServe()
 }
 
-// feed produces n feed-like registrations (100 pictures, weights 20 to
-// 5000 g) to topic, created with the benchmark's partitions.
-func (e *env) feed(ctx context.Context, topic string, n int) error {
-	if _, err := e.adm.CreateTopic(ctx, partitions, 1, nil, topic); err != nil {
-		return fmt.Errorf("create %s: %w", topic, err)
-	}
-	return benchkit.Produce(ctx, []kgo.Opt{kgo.SeedBrokers(e.broker), kgo.DefaultProduceTopic(topic)}, n, registration)
-}
-
 // registration is the i-th feed-like registration: 100 pictures, weights
 // from 20 to 5000 g, keyed by picture id.
 func registration(i int) *kgo.Record {
 	id := fmt.Sprintf("picture-%02d", i%100)
-	v := fmt.Sprintf(`{"picture_id":%q,"weight":%d}`, id, 20+(i*7919)%4981)
-	return &kgo.Record{Key: []byte(id), Value: []byte(v)}
+	return &kgo.Record{Key: []byte(id), Value: fmt.Appendf(nil, `{"picture_id":%q,"weight":%d}`, id, 20+(i*7919)%4981)}
 }

@@ -11,19 +11,15 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// watch reads topic from its start (committed records only, as a consumer of
-// a transactional producer must) and calls f with every record and the
+// watch reads topic from its start (committed records only, as a consumer
+// of a transactional producer must) and calls f with every record and the
 // moment it was polled, until f returns true. The topic may not exist yet:
 // a contender creates its output when it starts.
 func watch(ctx context.Context, broker, topic string, f func(r *kgo.Record, at time.Time) bool) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(broker),
-		kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.MetadataMinAge(100*time.Millisecond),
-		kgo.MetadataMaxAge(250*time.Millisecond), // find a new topic quickly
-		kgo.FetchMaxWait(50*time.Millisecond),
-	)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.MetadataMinAge(100*time.Millisecond), kgo.MetadataMaxAge(250*time.Millisecond), // find a new topic quickly
+		kgo.FetchMaxWait(50*time.Millisecond))
 	if err != nil {
 		return err
 	}
@@ -43,21 +39,19 @@ func watch(ctx context.Context, broker, topic string, f func(r *kgo.Record, at t
 		if len(errs) > 0 {
 			return fmt.Errorf("reading %s: %w", topic, errors.Join(errs...))
 		}
-		done := false
-		fetches.EachRecord(func(r *kgo.Record) {
-			if !done && f(r, at) {
-				done = true
+		for it := fetches.RecordIter(); !it.Done(); {
+			if f(it.Next(), at) {
+				return nil
 			}
-		})
-		if done {
-			return nil
 		}
 	}
 }
 
 // totals is what an output topic says of the four statistics every
 // contender computes, from the exact integers of picstats' JSON (the
-// average itself is a float, formatted differently in Java and Go).
+// average itself is a float, formatted differently in Java and Go). The
+// expected result is a totals too, complete and with avgCount == count, so
+// an output is exact when its totals equal it.
 type totals struct {
 	count, total, avgCount, min, max int64
 	seen                             [4]bool
@@ -98,26 +92,18 @@ func (t *totals) apply(key string, value []byte) error {
 	return nil
 }
 
-func (t totals) equal(e expected) bool {
-	return t.seen == [4]bool{true, true, true, true} &&
-		t.count == e.count && t.total == e.total && t.avgCount == e.count && t.min == e.min && t.max == e.max
-}
-
 func (t totals) String() string {
 	return fmt.Sprintf("count %d, sum %d (of %d), min %d, max %d", t.count, t.total, t.avgCount, t.min, t.max)
 }
 
 // awaitExact watches a contender's output until it shows exactly exp, and
 // returns when it did; or the last totals seen when ctx ends first.
-func awaitExact(ctx context.Context, broker, topic string, exp expected) (time.Time, totals, error) {
+func awaitExact(ctx context.Context, broker, topic string, exp totals) (time.Time, totals, error) {
 	var t totals
 	var at time.Time
 	err := watch(ctx, broker, topic, func(r *kgo.Record, polled time.Time) bool {
-		if err := t.apply(string(r.Key), r.Value); err != nil {
-			return false // a contender's bad output shows as a wrong result
-		}
 		at = polled
-		return t.equal(exp)
+		return t.apply(string(r.Key), r.Value) == nil && t == exp // a bad output shows as a wrong result
 	})
 	return at, t, err
 }

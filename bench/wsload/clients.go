@@ -13,30 +13,31 @@ import (
 	"github.com/gorilla/websocket"
 )
 
+// sample is an update carrying count, read at at (since the run's base).
 type sample struct {
 	count int64
-	at    time.Duration // since base
+	at    time.Duration
 }
 
 type client struct {
 	id        int
 	conn      *websocket.Conn
-	dialStart time.Duration // since base
 	handshake time.Duration
 	done      chan struct{} // the reader stopped
 	closing   atomic.Bool   // we are closing: a read error is not a drop
 
-	mu         sync.Mutex
-	snapshotAt time.Duration // since base; 0: none yet
-	latest     map[string][]byte
-	updates    int
-	bytes      int64
-	samples    []sample
-	protoErr   string
-	err        error // why the reader stopped, if it did before closing
+	mu      sync.Mutex
+	latest  map[string][]byte // every statistic's latest result; nil until the snapshot
+	updates int
+	bytes   int64 // snapshot included
+	samples []sample
+	bad     string // the first protocol error
+	err     error  // why the reader stopped, if it did before closing
 }
 
-func connectAll(ctx context.Context, wsURL string, n, concurrency int, base time.Time, cache *msgCache) ([]*client, []string) {
+// connectAll opens n clients, concurrency handshakes at a time, and
+// returns them in order and why the others failed.
+func connectAll(ctx context.Context, url string, n, concurrency int, base time.Time, cache *msgCache) ([]*client, []string) {
 	dialer := &websocket.Dialer{HandshakeTimeout: dialTimeout, ReadBufferSize: 16 << 10, WriteBufferSize: 1 << 10}
 	var (
 		mu       sync.Mutex
@@ -45,31 +46,24 @@ func connectAll(ctx context.Context, wsURL string, n, concurrency int, base time
 		wg       sync.WaitGroup
 	)
 	sem := make(chan struct{}, concurrency)
-	for i := range n {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			wg.Wait()
-			return clients, failures
-		}
+	for i := 0; i < n && ctx.Err() == nil; i++ {
+		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			start := time.Since(base)
-			conn, resp, err := dialer.DialContext(ctx, wsURL, nil)
+			start := time.Now()
+			conn, resp, err := dialer.DialContext(ctx, url, nil)
+			mu.Lock()
+			defer mu.Unlock()
 			if err != nil {
 				if resp != nil {
 					err = fmt.Errorf("%w (HTTP %s)", err, resp.Status)
 				}
-				mu.Lock()
 				failures = append(failures, err.Error())
-				mu.Unlock()
 				return
 			}
-			c := &client{id: i, conn: conn, dialStart: start, handshake: time.Since(base) - start, done: make(chan struct{})}
+			c := &client{id: i, conn: conn, handshake: time.Since(start), done: make(chan struct{})}
 			go c.read(cache, base)
-			mu.Lock()
 			clients = append(clients, c)
-			mu.Unlock()
 		})
 	}
 	wg.Wait()
@@ -96,24 +90,22 @@ func (c *client) read(cache *msgCache, base time.Time) {
 			return
 		}
 		at := time.Since(base)
-		var p *parsed
+		p := &parsed{err: fmt.Errorf("binary message")}
 		if typ == websocket.TextMessage {
 			p = cache.get(buf.Bytes())
-		} else {
-			p = &parsed{err: fmt.Errorf("binary message")}
 		}
 		c.mu.Lock()
 		c.bytes += int64(buf.Len())
+		bad := ""
 		switch {
 		case p.err != nil:
-			c.protoError(p.err.Error())
+			bad = p.err.Error()
 		case c.latest == nil && p.typ != "snapshot":
-			c.protoError("first message is not a snapshot")
+			bad = "first message is not a snapshot"
 		case c.latest == nil:
-			c.latest = maps.Clone(p.stats) // p is shared: never write to it
-			c.snapshotAt = at
+			c.latest = maps.Clone(p.stats)
 		case p.typ != "update":
-			c.protoError("a second snapshot")
+			bad = "a second snapshot"
 		default:
 			maps.Copy(c.latest, p.stats)
 			c.updates++
@@ -121,41 +113,35 @@ func (c *client) read(cache *msgCache, base time.Time) {
 				c.samples = append(c.samples, sample{p.count, at})
 			}
 		}
+		if c.bad == "" {
+			c.bad = bad
+		}
 		c.mu.Unlock()
 	}
 }
 
-func (c *client) protoError(s string) {
-	if c.protoErr == "" {
-		c.protoErr = s
-	}
-}
-
-func waitSnapshots(ctx context.Context, clients []*client, timeout time.Duration) {
-	deadline := time.Now().Add(timeout)
-	for _, c := range clients {
-		for ctx.Err() == nil && time.Now().Before(deadline) {
-			c.mu.Lock()
-			ok := c.latest != nil || c.err != nil
-			c.mu.Unlock()
-			if ok {
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-}
-
-// received returns the update messages and bytes (snapshots included) the
-// clients have received so far.
-func received(clients []*client) (updates int, bytes int64) {
+// each calls f with every client, locked.
+func each(clients []*client, f func(*client)) {
 	for _, c := range clients {
 		c.mu.Lock()
-		updates += c.updates
-		bytes += c.bytes
+		f(c)
 		c.mu.Unlock()
 	}
-	return updates, bytes
+}
+
+// waitSnapshots waits until every client has its snapshot or has dropped.
+func waitSnapshots(ctx context.Context, clients []*client, timeout time.Duration) {
+	for deadline := time.Now().Add(timeout); ctx.Err() == nil && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		waiting := 0
+		each(clients, func(c *client) {
+			if c.latest == nil && c.err == nil {
+				waiting++
+			}
+		})
+		if waiting == 0 {
+			return
+		}
+	}
 }
 
 // closeAll closes every client with 1000 and waits for the server's answer
@@ -181,50 +167,21 @@ func closeAll(clients []*client) {
 	wg.Wait()
 }
 
-// compareAll counts the clients whose every statistic is byte-equal to rest,
-// and describes the first few that are not.
-func compareAll(clients []*client, rest map[string][]byte) (equal int, mismatches []string) {
-	for _, c := range clients {
-		c.mu.Lock()
-		why := diff(c.latest, rest)
-		if why == "" && c.err != nil {
-			why = "connection dropped: " + c.err.Error()
-		}
-		c.mu.Unlock()
-		if why == "" {
-			equal++
-		} else if len(mismatches) < 5 {
-			mismatches = append(mismatches, fmt.Sprintf("client %d: %s", c.id, why))
-		}
-	}
-	return equal, mismatches
-}
-
-// diff returns "" if got holds exactly the statistics of want, byte-equal.
+// diff is "" if got holds exactly the statistics of want, byte-equal, and
+// else the first difference.
 func diff(got, want map[string][]byte) string {
 	if got == nil {
 		return "no snapshot received"
 	}
 	for _, name := range slices.Sorted(maps.Keys(want)) {
-		g, ok := got[name]
-		if !ok {
-			return fmt.Sprintf("%s missing", name)
-		}
-		if !bytes.Equal(g, want[name]) {
-			return fmt.Sprintf("%s = %s, REST has %s", name, clip(g), clip(want[name]))
+		if g, ok := got[name]; !ok {
+			return name + " missing"
+		} else if !bytes.Equal(g, want[name]) {
+			return fmt.Sprintf("%s = %.80s, REST has %.80s", name, g, want[name])
 		}
 	}
-	for name := range got {
-		if _, ok := want[name]; !ok {
-			return fmt.Sprintf("%s not served by REST", name)
-		}
+	if len(got) != len(want) {
+		return fmt.Sprintf("%d statistics, REST has %d", len(got), len(want))
 	}
 	return ""
-}
-
-func clip(b []byte) string {
-	if len(b) > 80 {
-		return string(b[:80]) + "…"
-	}
-	return string(b)
 }

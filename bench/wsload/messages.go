@@ -5,19 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
-	"sync/atomic"
 
 	"github.com/picstats/picstats/bench/internal/benchkit"
 )
 
-// parsed is one distinct message, decoded once and shared by every client
-// that received the same bytes: the hub sends one encoding of an update to
-// all clients, so decoding it per client would mostly load this tool. The
-// cache is keyed by the full message, so a client's state is exactly what
-// decoding its own bytes would give.
+// parsed is one distinct message of /api/ws, decoded once.
 type parsed struct {
-	typ      string
-	stats    map[string][]byte // compacted result per statistic
+	typ      string            // snapshot or update
+	stats    map[string][]byte // compacted result per statistic; never written to, as clients share it
 	count    int64             // count.registrations, if hasCount
 	hasCount bool
 	err      error
@@ -35,53 +30,48 @@ func parseMessage(b []byte) *parsed {
 	if m.V != 1 || (m.Type != "snapshot" && m.Type != "update") || m.Stats == nil {
 		return &parsed{err: fmt.Errorf("unexpected message: v=%d type=%q stats=%v", m.V, m.Type, m.Stats != nil)}
 	}
-	p := &parsed{typ: m.Type, stats: make(map[string][]byte, len(m.Stats))}
-	for name, raw := range m.Stats {
-		c, err := compact(raw)
-		if err != nil {
-			return &parsed{err: fmt.Errorf("statistic %s: %w", name, err)}
-		}
-		p.stats[name] = c
+	stats, err := compactAll(m.Stats)
+	if err != nil {
+		return &parsed{err: err}
 	}
-	if raw, ok := p.stats["count"]; ok {
-		p.count, p.hasCount = benchkit.ParseCount(raw)
-	}
+	p := &parsed{typ: m.Type, stats: stats}
+	p.count, p.hasCount = benchkit.ParseCount(stats["count"])
 	return p
 }
 
-func compact(raw []byte) ([]byte, error) {
-	var b bytes.Buffer
-	if err := json.Compact(&b, raw); err != nil {
-		return nil, err
+// compactAll compacts each statistic's JSON, so that REST's and the
+// websocket's results compare as bytes.
+func compactAll(raw map[string]json.RawMessage) (map[string][]byte, error) {
+	out := make(map[string][]byte, len(raw))
+	for name, r := range raw {
+		var b bytes.Buffer
+		if err := json.Compact(&b, r); err != nil {
+			return nil, fmt.Errorf("statistic %s: %w", name, err)
+		}
+		out[name] = b.Bytes()
 	}
-	return b.Bytes(), nil
+	return out, nil
 }
 
+// msgCache decodes each distinct message once: the hub sends one encoding
+// of an update to every client, and decoding it per client would mostly
+// load this tool. It is keyed by the whole message, so a client's state is
+// exactly what decoding its own bytes would give.
 type msgCache struct {
 	mu sync.Mutex
 	m  map[string]*parsed
-	n  atomic.Int64 // distinct messages decoded
 }
-
-func newMsgCache() *msgCache { return &msgCache{m: map[string]*parsed{}} }
 
 func (c *msgCache) get(b []byte) *parsed {
 	c.mu.Lock()
-	p, ok := c.m[string(b)]
-	c.mu.Unlock()
-	if ok {
-		return p
-	}
-	p = parseMessage(b)
-	c.n.Add(1)
-	c.mu.Lock()
 	defer c.mu.Unlock()
-	if q, ok := c.m[string(b)]; ok {
-		return q
+	p, ok := c.m[string(b)]
+	if !ok {
+		if c.m == nil || len(c.m) >= 4096 { // bounded: old messages are not sent again
+			c.m = map[string]*parsed{}
+		}
+		p = parseMessage(b)
+		c.m[string(b)] = p
 	}
-	if len(c.m) >= 4096 { // bounded for long --url runs; old messages are not sent again
-		clear(c.m)
-	}
-	c.m[string(b)] = p
 	return p
 }

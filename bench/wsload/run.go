@@ -1,10 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"os"
@@ -14,182 +15,155 @@ import (
 	"github.com/picstats/picstats/bench/internal/benchkit"
 )
 
-// session is one run: the pipeline (nil with --url), the API, the clients
-// and the probe, and the report they fill in.
+// session is one run: the pipeline, the clients and the probe, and what
+// they measured.
 type session struct {
 	cfg     config
-	base    time.Time // every time in the report is since base
+	base    time.Time // every time of a sample is since base
+	machine string    // at the start
 	p       *pipeline
 	url     string // the API's base URL
-	httpc   *http.Client
-	r       *report
+	hc      *http.Client
+	cache   msgCache
 	clients []*client
-	probe   *probe
+	probe   probe
+
+	failures               []string // of the connects
+	connectWall            time.Duration
+	proc                   []phaseProc // the API process at each phase
+	flow, selfCPU, flowCPU time.Duration
+	flowUpdates            int
+	flowBytes              int64
+	checkErr               error // why the check could not be done
+	restStats, equal       int
+	mismatches             []string
+}
+
+// phaseProc is the API process's /proc sample at one phase of the run.
+type phaseProc struct {
+	name string
+	s    benchkit.ProcSample
 }
 
 func (s *session) logf(format string, a ...any) {
 	fmt.Fprintf(os.Stderr, "wsload %6.1fs  %s\n", time.Since(s.base).Seconds(), fmt.Sprintf(format, a...))
 }
 
-func run(ctx context.Context, cfg config, out io.Writer) int {
-	s := &session{cfg: cfg, base: time.Now(), url: strings.TrimSuffix(cfg.url, "/"),
-		httpc: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4}},
-		r:     &report{cfg: cfg, cmdline: commandLine(), machine: benchkit.Machine(), apiPID: cfg.apiPID}}
+func run(ctx context.Context, cfg config) int {
+	s := &session{cfg: cfg, base: time.Now(), machine: benchkit.Machine(), probe: probe{first: map[int64]time.Duration{}},
+		hc: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4}}}
 	err := s.measure(ctx)
-	closeAll(s.clients) // any connection that failed before is a drop
+	closeAll(s.clients) // a connection that failed before this is a drop
 	code := 2
 	if err != nil {
 		s.logf("error: %v", err)
 	} else {
 		s.sample("clients closed")
-		s.r.summarize(s.clients, s.probe)
-		s.r.print(out)
-		code = 1
-		if s.r.ok() {
-			code = 0
-		}
+		code = s.report(os.Stdout)
 	}
 	if s.p != nil {
-		s.p.stop(code == 0, s.logf)
+		s.p.stop(code != 0)
 	}
 	return code
 }
 
-// measure runs the phases in order.
-func (s *session) measure(ctx context.Context) error {
-	s.r.nofile = noFileLimit(s.cfg.clients)
-	s.logf("%s", s.r.nofile)
-	if err := s.start(ctx); err != nil {
+// measure starts the pipeline, connects the clients, lets the updates flow
+// and checks the clients against REST, in that order.
+func (s *session) measure(ctx context.Context) (err error) {
+	s.logf("building picstats and starting it")
+	if s.p, err = startPipeline(ctx, s.cfg.rate); err != nil {
 		return err
+	}
+	s.url = "http://" + s.p.addr
+	s.logf("started (pid %d): %s  [log %s]", s.p.all.Pid(), s.p.cmds[0], s.p.all.Log)
+	if err := s.waitReady(ctx); err != nil {
+		return fmt.Errorf("%w; the pipeline's log ends:\n%s", err, benchkit.Tail(s.p.all.Log, 20))
 	}
 	s.sample("before clients")
-	s.probe = newProbe(s.base)
 	probeCtx, stopProbe := context.WithCancel(ctx)
 	probeDone := make(chan struct{})
-	go func() { defer close(probeDone); s.probe.run(probeCtx, s.url) }()
+	go func() { defer close(probeDone); s.probe.run(probeCtx, s.url, s.base) }()
 	defer func() { stopProbe(); <-probeDone }()
-	if err := s.connect(ctx); err != nil {
+
+	s.logf("connecting %d clients, %d handshakes at a time", s.cfg.clients, s.cfg.dialConcurrency)
+	t := time.Now()
+	s.clients, s.failures = connectAll(ctx, "ws://"+s.p.addr+"/api/ws", s.cfg.clients, s.cfg.dialConcurrency, s.base, &s.cache)
+	if s.connectWall = time.Since(t); ctx.Err() != nil {
+		return ctx.Err()
+	}
+	s.logf("%d connected, %d failed in %v; waiting for their snapshots", len(s.clients), len(s.failures), s.connectWall.Round(time.Millisecond))
+	waitSnapshots(ctx, s.clients, 15*time.Second)
+	s.sample("clients connected")
+
+	count := int(math.Round(s.cfg.rate * s.cfg.duration.Seconds()))
+	s.logf("starting the datafeed: %d registrations at %g/s", count, s.cfg.rate)
+	self, t := benchkit.SelfCPU(), time.Now()
+	if err := s.p.runFeed(ctx, count, s.cfg.rate, s.cfg.duration+2*time.Minute); err != nil {
 		return err
 	}
-	if err := s.flow(ctx); err != nil {
-		return err
+	s.flow, s.selfCPU = time.Since(t), benchkit.SelfCPU()-self
+	s.sample("after the flow")
+	if n := len(s.proc); n >= 2 && s.proc[n-2].s.OK && s.proc[n-1].s.OK {
+		s.flowCPU = s.proc[n-1].s.CPU - s.proc[n-2].s.CPU
 	}
-	if !s.cfg.noCheck {
-		s.check(ctx)
-	}
+	each(s.clients, func(c *client) { s.flowUpdates, s.flowBytes = s.flowUpdates+c.updates, s.flowBytes+c.bytes })
+	s.logf("updates flowed for %v; waiting for /api/stats to stay unchanged for %v", s.flow.Round(time.Millisecond), quietFor)
+	s.check(ctx)
 	return nil
 }
 
-// start starts the pipeline unless --url names one, and waits until the
-// API is ready (and has counted the first registration).
-func (s *session) start(ctx context.Context) error {
-	if s.url == "" {
-		var err error
-		if s.p, err = startPipeline(ctx, s.cfg.rate, s.logf); err != nil {
+// waitReady waits until /readyz answers 200 and the API has counted the
+// pipeline's first registration, so that the snapshots are not empty.
+func (s *session) waitReady(ctx context.Context) error {
+	ctx, cancel := s.p.all.Bound(ctx, 2*time.Minute) // ends if the pipeline exits
+	defer cancel()
+	return benchkit.Poll(ctx, 90*time.Second, 50*time.Millisecond, func() error {
+		if _, err := benchkit.Get(ctx, s.hc, s.url+"/readyz"); err != nil {
 			return err
 		}
-		s.r.children = append(s.r.children, s.p.allCmd)
-		s.url, s.r.apiPID = "http://"+s.p.addr, s.p.all.Pid()
-	}
-	var exited <-chan struct{}
-	if s.p != nil {
-		exited = s.p.all.Done
-	}
-	if err := waitReady(ctx, s.httpc, s.url, exited, 90*time.Second); err != nil {
-		if s.p != nil {
-			err = fmt.Errorf("%w; the pipeline's log ends:\n%s", err, benchkit.Tail(s.p.all.Log, 20))
+		n, err := benchkit.GetCount(ctx, s.hc, s.url)
+		if err == nil && n < 1 {
+			err = errors.New("the first registration is not counted yet")
 		}
 		return err
-	}
-	s.logf("API ready at %s", s.url)
-	if s.p == nil {
-		return nil
-	}
-	return waitCount(ctx, s.httpc, s.url, 1, 20*time.Second) // the first registration: the snapshots are not empty
+	})
 }
 
 // sample notes the API process's /proc figures under name.
 func (s *session) sample(name string) {
-	if s.r.apiPID == 0 {
-		return
-	}
-	ps, err := benchkit.ReadProc(s.r.apiPID)
+	ps, err := benchkit.ReadProc(s.p.all.Pid())
 	if err != nil {
-		s.logf("sampling pid %d: %v", s.r.apiPID, err)
-		return
+		s.logf("sampling the API process: %v", err)
 	}
-	s.r.proc = append(s.r.proc, phaseProc{name, ps})
-}
-
-// connect opens the clients and waits for their snapshots.
-func (s *session) connect(ctx context.Context) error {
-	wsURL := "ws" + strings.TrimPrefix(s.url, "http") + "/api/ws"
-	s.r.cache = newMsgCache()
-	s.logf("connecting %d clients to %s, %d handshakes at a time", s.cfg.clients, wsURL, s.cfg.dialConcurrency)
-	t := time.Now()
-	s.clients, s.r.connectFailures = connectAll(ctx, wsURL, s.cfg.clients, s.cfg.dialConcurrency, s.base, s.r.cache)
-	s.r.connectWall = time.Since(t)
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	s.logf("%d connected, %d failed in %v; waiting for their snapshots", len(s.clients), len(s.r.connectFailures), s.r.connectWall.Round(time.Millisecond))
-	waitSnapshots(ctx, s.clients, 15*time.Second)
-	s.sample("clients connected")
-	return nil
-}
-
-// flow lets the updates flow: the datafeed's registrations, or for
-// --duration whatever feeds the API at --url.
-func (s *session) flow(ctx context.Context) error {
-	selfBefore, apiBefore := benchkit.SelfCPU(), s.r.lastSample()
-	start := time.Now()
-	if s.p != nil {
-		count := int(math.Round(s.cfg.rate * s.cfg.duration.Seconds()))
-		s.logf("starting the datafeed: %d registrations at %g/s", count, s.cfg.rate)
-		if err := s.p.runFeed(ctx, count, s.cfg.duration+2*time.Minute); err != nil {
-			return err
-		}
-		s.r.children = append(s.r.children, s.p.feedCmd)
-	} else {
-		s.logf("measuring for %v (the feed is whatever runs at %s)", s.cfg.duration, s.url)
-		select {
-		case <-time.After(s.cfg.duration):
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	s.r.flow, s.r.selfCPU = time.Since(start), benchkit.SelfCPU()-selfBefore
-	s.sample("after the flow")
-	if after := s.r.lastSample(); apiBefore.OK && after.OK {
-		s.r.apiFlowCPU = after.CPU - apiBefore.CPU
-	}
-	s.r.updatesAtFlowEnd, s.r.bytesAtFlowEnd = received(s.clients)
-	s.logf("updates flowed for %v", s.r.flow.Round(time.Millisecond))
-	return nil
+	s.proc = append(s.proc, phaseProc{name, ps})
 }
 
 // check waits for REST to be quiescent, then for every client to hold
 // exactly what it serves.
 func (s *session) check(ctx context.Context) {
-	wait := 30 * time.Second
-	if s.p == nil {
-		wait = 10 * time.Second
-	}
-	s.logf("waiting for /api/stats to stay unchanged for %v (at most %v)", quietFor, wait)
-	rest, err := waitQuiet(ctx, s.httpc, s.url, wait)
-	if err != nil {
-		s.r.checkErr = err
+	rest, err := waitQuiet(ctx, s.hc, s.url, 30*time.Second)
+	if s.checkErr = err; err != nil {
 		return
 	}
-	s.r.restStats = len(rest)
-	t := time.Now()
+	s.restStats = len(rest)
 	_ = benchkit.Poll(ctx, convergeTimeout, 100*time.Millisecond, func() error {
-		if s.r.equal, s.r.mismatches = compareAll(s.clients, rest); s.r.equal < len(s.clients) {
+		s.equal, s.mismatches = 0, nil
+		each(s.clients, func(c *client) {
+			why := diff(c.latest, rest)
+			if why == "" && c.err != nil {
+				why = "connection dropped: " + c.err.Error()
+			}
+			if why == "" {
+				s.equal++
+			} else if len(s.mismatches) < 5 {
+				s.mismatches = append(s.mismatches, fmt.Sprintf("client %d: %s", c.id, why))
+			}
+		})
+		if s.equal < len(s.clients) {
 			return errors.New("not yet")
 		}
 		return nil
 	})
-	s.r.convergeWait, s.r.checked = time.Since(t), true
 }
 
 func commandLine() string {
@@ -198,4 +172,32 @@ func commandLine() string {
 		name = "go run ./bench/wsload"
 	}
 	return strings.Join(append([]string{name}, os.Args[1:]...), " ")
+}
+
+// waitQuiet polls /api/stats until it stays the same for quietFor and
+// returns it, compacted per statistic.
+func waitQuiet(ctx context.Context, hc *http.Client, api string, timeout time.Duration) (map[string][]byte, error) {
+	var last []byte
+	var since time.Time
+	err := benchkit.Poll(ctx, timeout, 100*time.Millisecond, func() error {
+		b, err := benchkit.Get(ctx, hc, api+"/api/stats")
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(b, last) {
+			last, since = b, time.Now()
+		}
+		if time.Since(since) < quietFor {
+			return errors.New("/api/stats still changing")
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(last, &raw); err != nil {
+		return nil, fmt.Errorf("/api/stats: %w", err)
+	}
+	return compactAll(raw)
 }

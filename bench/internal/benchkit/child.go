@@ -2,11 +2,13 @@ package benchkit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -22,10 +24,10 @@ type Child struct {
 	Err   error
 }
 
-// Start starts name with args, its stdout and stderr written to logFile and,
-// if tee is not nil (a Marker), to tee. The end of ctx sends SIGTERM
-// (SIGKILL 30 s later), and the child dies with this program (parent-death
-// signal), so an interrupted benchmark leaves nothing running.
+// Start starts name with args, its output written to logFile and, if tee
+// is not nil (a Marker), to tee. The end of ctx sends SIGTERM (SIGKILL 30 s
+// later), and the child dies with this program (parent-death signal), so
+// an interrupted benchmark leaves nothing running.
 func Start(ctx context.Context, logFile string, tee io.Writer, name string, args ...string) (*Child, error) {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
@@ -35,11 +37,11 @@ func Start(ctx context.Context, logFile string, tee io.Writer, name string, args
 	if err != nil {
 		return nil, err
 	}
-	var out io.Writer = f
+	cmd.Stdout = f
 	if tee != nil {
-		out = io.MultiWriter(f, tee)
+		cmd.Stdout = io.MultiWriter(f, tee)
 	}
-	cmd.Stdout, cmd.Stderr = out, out
+	cmd.Stderr = cmd.Stdout
 	c := &Child{Cmd: cmd, Log: logFile, Done: make(chan struct{}), Start: time.Now()}
 	if err := cmd.Start(); err != nil {
 		f.Close()
@@ -76,39 +78,34 @@ func (c *Child) Bound(ctx context.Context, d time.Duration) (context.Context, co
 }
 
 // WaitReady polls ready every 5 ms until it says the child is ready, and
-// returns "" then; or what went wrong if the child exits first or 2 minutes
-// pass, after printing the end of its log.
+// returns "" then; or, after printing the end of its log, what went wrong
+// if the child exits first or 2 minutes pass.
 func (c *Child) WaitReady(ctx context.Context, what string, ready func() bool) string {
-	deadline := time.Now().Add(2 * time.Minute)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
+	note := "not ready in 2 minutes"
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline) && ctx.Err() == nil; {
 		if ready() {
 			return ""
 		}
 		select {
 		case <-c.Done:
-			c.PrintTail(what)
-			return c.ExitNote(what)
+			note, deadline = c.ExitNote(what), time.Time{}
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
 	c.PrintTail(what)
-	return "not ready in 2 minutes"
+	return note
 }
 
 // Stop sends SIGTERM, waits for the exit (SIGKILL after 30 s) and returns
 // the CPU seconds and peak RSS in MB over the whole life of the process.
 // It may be called more than once.
 func (c *Child) Stop() (cpu, rssMB float64) {
+	_ = c.Cmd.Process.Signal(syscall.SIGTERM) // an error once it has exited
 	select {
 	case <-c.Done:
-	default:
-		_ = c.Cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-c.Done:
-		case <-time.After(30 * time.Second):
-			_ = c.Cmd.Process.Kill()
-			<-c.Done
-		}
+	case <-time.After(30 * time.Second):
+		_ = c.Cmd.Process.Kill()
+		<-c.Done
 	}
 	ru, ok := c.Cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	if !ok {
@@ -131,4 +128,24 @@ func Tail(path string, n int) string {
 	b, _ := os.ReadFile(path)
 	ls := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 	return strings.Join(ls[max(0, len(ls)-n):], "\n")
+}
+
+// Run runs a command with its output on stderr.
+func Run(ctx context.Context, name string, args ...string) error {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	return cmd.Run()
+}
+
+// BuildPicstats builds the picstats binary into dir and returns its path;
+// the working directory must be the module root.
+func BuildPicstats(ctx context.Context, dir string) (string, error) {
+	if _, err := os.Stat("scripts/kafka"); err != nil {
+		return "", errors.New("run from the module root: scripts/kafka not found")
+	}
+	bin := filepath.Join(dir, "picstats")
+	if err := Run(ctx, "go", "build", "-o", bin, "."); err != nil {
+		return "", fmt.Errorf("go build: %w", err)
+	}
+	return bin, nil
 }

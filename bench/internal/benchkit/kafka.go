@@ -24,9 +24,14 @@ type Bare struct {
 // Rate is records/s from the first fetch to the last record.
 func (b Bare) Rate() float64 { return float64(b.Records) / b.Last.Sub(b.First).Seconds() }
 
+func (b *Bare) add(o Bare) {
+	b.Records, b.Valid, b.Sum, b.Bytes = b.Records+o.Records, b.Valid+o.Valid, b.Sum+o.Sum, b.Bytes+o.Bytes
+	b.Min, b.Max = min(b.Min, o.Min), max(b.Max, o.Max)
+}
+
 // ReadAll is the bare consumer: a franz-go client without a group that
-// reads every record of topic from the start to the end offsets it lists
-// first, decodes it with picstats' codec (the partitions of each fetch in
+// reads topic from the start to the end offsets it lists first, decodes
+// every record with picstats' codec (the partitions of a fetch in
 // parallel) and sums the four statistics. Nothing that looks at every
 // record can be faster on a broker: it is the limit drains are measured
 // against.
@@ -51,24 +56,33 @@ func ReadAll(ctx context.Context, brokers []string, topic string) (Bare, error) 
 	for len(left) > 0 {
 		fetches := cl.PollFetches(ctx)
 		if err := fetches.Err(); err != nil {
-			return b, err
+			return b, fmt.Errorf("reading %s: %w", topic, err)
 		}
 		if b.First.IsZero() {
 			b.First = time.Now()
 		}
 		var wg sync.WaitGroup
 		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
-			if len(p.Records) > 0 {
-				wg.Go(func() {
-					part := decodeAll(p.Records)
-					mu.Lock()
-					defer mu.Unlock()
-					b.add(part)
-					if p.Records[len(p.Records)-1].Offset+1 >= left[p.Partition] {
-						delete(left, p.Partition)
-					}
-				})
+			if len(p.Records) == 0 {
+				return
 			}
+			wg.Go(func() {
+				part := Bare{Records: int64(len(p.Records)), Min: math.MaxInt64, Max: math.MinInt64}
+				for _, r := range p.Records {
+					part.Bytes += int64(len(r.Value))
+					if reg, err := codec.Decode(r.Value); err == nil {
+						part.Valid++
+						part.Sum += reg.Weight
+						part.Min, part.Max = min(part.Min, reg.Weight), max(part.Max, reg.Weight)
+					}
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				b.add(part)
+				if p.Records[len(p.Records)-1].Offset+1 >= left[p.Partition] {
+					delete(left, p.Partition)
+				}
+			})
 		})
 		wg.Wait()
 	}
@@ -84,34 +98,16 @@ func EndOffsets(ctx context.Context, brokers []string, topic string) (map[int32]
 	}
 	defer cl.Close()
 	offs, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
-	if err != nil {
-		return nil, err
+	if err == nil {
+		err = offs.Error()
 	}
 	ends := map[int32]int64{}
 	offs.Each(func(o kadm.ListedOffset) { ends[o.Partition] = o.Offset })
-	return ends, offs.Error()
+	return ends, err
 }
 
-func decodeAll(recs []*kgo.Record) Bare {
-	b := Bare{Records: int64(len(recs)), Min: math.MaxInt64, Max: math.MinInt64}
-	for _, r := range recs {
-		b.Bytes += int64(len(r.Value))
-		if reg, err := codec.Decode(r.Value); err == nil {
-			b.Valid++
-			b.Sum += reg.Weight
-			b.Min, b.Max = min(b.Min, reg.Weight), max(b.Max, reg.Weight)
-		}
-	}
-	return b
-}
-
-func (b *Bare) add(o Bare) {
-	b.Records, b.Valid, b.Sum, b.Bytes = b.Records+o.Records, b.Valid+o.Valid, b.Sum+o.Sum, b.Bytes+o.Bytes
-	b.Min, b.Max = min(b.Min, o.Min), max(b.Max, o.Max)
-}
-
-// Produce produces records rec(0) … rec(n-1) with a client of opts and
-// returns the first error.
+// Produce produces rec(0) … rec(n-1) with a client of opts and returns the
+// first error.
 func Produce(ctx context.Context, opts []kgo.Opt, n int, rec func(i int) *kgo.Record) error {
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -133,15 +129,4 @@ func Produce(ctx context.Context, opts []kgo.Opt, n int, rec func(i int) *kgo.Re
 		return fmt.Errorf("produce: %w", *p)
 	}
 	return nil
-}
-
-// Pace calls f(i) for i = 1..n at rate calls per second, each at its own
-// moment on a fixed schedule (a late call does not push back the others).
-func Pace(ctx context.Context, rate float64, n int, f func(i int)) {
-	period := time.Duration(float64(time.Second) / rate)
-	start := time.Now()
-	for i := 1; i <= n && ctx.Err() == nil; i++ {
-		time.Sleep(time.Until(start.Add(time.Duration(i-1) * period)))
-		f(i)
-	}
 }

@@ -7,9 +7,8 @@ import (
 	"time"
 )
 
-// Marker is a writer that notes when a child first writes a line
-// containing a string, such as Kafka Streams' RUNNING or picstats'
-// "processor ready".
+// Marker is a writer that notes when a child first writes a string, such as
+// Kafka Streams' RUNNING or picstats' "processor ready".
 type Marker struct {
 	sub  []byte
 	mu   sync.Mutex
@@ -27,15 +26,12 @@ func (m *Marker) Write(p []byte) (int, error) {
 	if m.at.IsZero() && bytes.Contains(append(m.tail, p...), m.sub) {
 		m.at = now
 	}
-	if n := len(m.sub); len(p) >= n {
-		m.tail = append(m.tail[:0], p[len(p)-n:]...)
-	} else {
-		m.tail = append(m.tail, p...)
-	}
+	m.tail = append(m.tail, p...)
+	m.tail = m.tail[max(0, len(m.tail)-len(m.sub)):]
 	return len(p), nil
 }
 
-// Since is the time from start to the first match in seconds, NaN if none
+// Since is the time from start to the first match in seconds; NaN if none
 // yet or m is nil.
 func (m *Marker) Since(start time.Time) float64 {
 	if m == nil {

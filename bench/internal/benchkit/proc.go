@@ -25,22 +25,18 @@ type ProcSample struct {
 
 // ClockTick is the kernel's clock ticks per second (USER_HZ), in which
 // /proc/PID/stat counts CPU time: AT_CLKTCK from this process's auxiliary
-// vector, what getconf CLK_TCK prints; 100 if that cannot be read.
-var ClockTick = clockTick()
-
-func clockTick() int64 {
+// vector, as getconf CLK_TCK prints it; 100 if that cannot be read.
+var ClockTick = func() int64 {
 	b, err := os.ReadFile("/proc/self/auxv")
-	if err == nil && strconv.IntSize == 64 {
-		for i := 0; i+16 <= len(b); i += 16 {
-			if binary.NativeEndian.Uint64(b[i:]) == 17 { // AT_CLKTCK
-				if v := int64(binary.NativeEndian.Uint64(b[i+8:])); v > 0 {
-					return v
-				}
+	for i := 0; err == nil && strconv.IntSize == 64 && i+16 <= len(b); i += 16 {
+		if binary.NativeEndian.Uint64(b[i:]) == 17 { // AT_CLKTCK
+			if v := int64(binary.NativeEndian.Uint64(b[i+8:])); v > 0 {
+				return v
 			}
 		}
 	}
 	return 100
-}
+}()
 
 // ReadProc samples process pid from /proc/PID/stat, status and fd.
 func ReadProc(pid int) (ProcSample, error) {
@@ -49,11 +45,7 @@ func ReadProc(pid int) (ProcSample, error) {
 	if err != nil {
 		return s, err
 	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return s, errors.New("unexpected /proc/pid/stat")
-	}
-	f := strings.Fields(string(b[i+1:])) // f[0] is field 3 (state)
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:])) // f[0] is field 3 (state)
 	if len(f) < 13 {
 		return s, errors.New("short /proc/pid/stat")
 	}
@@ -76,49 +68,38 @@ func ReadProc(pid int) (ProcSample, error) {
 			s.Threads = num
 		}
 	}
-	if ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid)); err == nil {
-		s.FDs = len(ents)
-	}
-	s.OK = true
+	ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	s.FDs, s.OK = len(ents), true
 	return s, nil
 }
 
 // SelfCPU is this process's user + system time so far.
 func SelfCPU() time.Duration {
 	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// LoadAvg is the 1, 5 and 15 minute load averages, "?" if unknown.
-func LoadAvg() string {
-	b, _ := os.ReadFile("/proc/loadavg")
-	if f := strings.Fields(string(b)); len(f) >= 3 {
-		return strings.Join(f[:3], " ")
-	}
-	return "?"
-}
-
-// Machine describes the machine and the Go toolchain in one line.
+// Machine describes the machine, its load and the Go toolchain in one line.
 func Machine() string {
-	mem, model := "?", "?"
+	mem, model, load := "?", "?", "?"
 	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
 		mem = strings.Join(strings.Fields(strings.SplitN(string(b), "\n", 2)[0])[1:], " ")
 	}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for l := range strings.SplitSeq(string(b), "\n") {
-			if k, v, _ := strings.Cut(l, ":"); strings.TrimSpace(k) == "model name" {
-				model = strings.TrimSpace(v)
-				break
-			}
+		if _, v, ok := strings.Cut(string(b), "model name"); ok {
+			_, v, _ = strings.Cut(v, ":")
+			model, _, _ = strings.Cut(v, "\n")
+			model = strings.TrimSpace(model)
 		}
+	}
+	if b, _ := os.ReadFile("/proc/loadavg"); len(strings.Fields(string(b))) >= 3 {
+		load = strings.Join(strings.Fields(string(b))[:3], " ")
 	}
 	gv := runtime.Version()
 	if b, err := exec.Command("go", "version").Output(); err == nil {
 		gv = strings.TrimSpace(string(b))
 	}
 	return fmt.Sprintf("%d cores (%s), GOMAXPROCS %d, MemTotal %s, load average %s; %s",
-		runtime.NumCPU(), model, runtime.GOMAXPROCS(0), mem, LoadAvg(), gv)
+		runtime.NumCPU(), model, runtime.GOMAXPROCS(0), mem, load, gv)
 }
