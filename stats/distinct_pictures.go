@@ -23,6 +23,7 @@ func init() {
 		Description: "Number of distinct pictures registered: exact up to 4096, then a HyperLogLog estimate (0.81% standard error).",
 		Version:     1,
 		New:         func() Stat { return &DistinctPictures{exact: map[uint64]struct{}{}} },
+		Windows:     NoWindows, // an exact id set up to ExactDistinctLimit: too large to keep per window
 	})
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -118,13 +119,31 @@ func splitMerge(t *testing.T, k Kind, rng *rand.Rand, recs []Record) Stat {
 	return parts[0]
 }
 
-// TestLaws checks the Stat contract for every registered statistic: a new
-// statistic is tested by merely existing.
+// lawKinds are every registered statistic and its windowed forms: those it
+// declares, and minutes kept for 10 minutes, whose eviction the two hours of
+// randomStream exercise on every merge.
+func lawKinds(t *testing.T) []Kind {
+	var ks []Kind
+	for _, k := range All() {
+		ks = append(ks, k)
+		for _, w := range append(slices.Clone(k.WindowSizes()), Window{Size: time.Minute, Retention: 10 * time.Minute}) {
+			wk, err := k.Windowed(w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ks = append(ks, wk)
+		}
+	}
+	return ks
+}
+
+// TestLaws checks the Stat contract for every registered statistic and its
+// windowed forms: a new statistic is tested by merely existing.
 func TestLaws(t *testing.T) {
 	if len(All()) == 0 {
 		t.Fatal("no statistics registered")
 	}
-	for _, k := range All() {
+	for _, k := range lawKinds(t) {
 		t.Run(k.Name, func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(1, uint64(len(k.Name))))
 			for round := range 50 {
@@ -157,7 +176,7 @@ func TestLaws(t *testing.T) {
 // changing other afterwards must not change the merged aggregate.
 func TestMergeDoesNotAlias(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 7))
-	for _, k := range All() {
+	for _, k := range lawKinds(t) {
 		t.Run(k.Name, func(t *testing.T) {
 			a, b := randomStream(rng, 200), randomStream(rng, 200)
 			merged := onePass(k, a)
@@ -175,7 +194,7 @@ func TestMergeDoesNotAlias(t *testing.T) {
 }
 
 func TestDecodeRefusesOtherVersion(t *testing.T) {
-	for _, k := range All() {
+	for _, k := range lawKinds(t) {
 		t.Run(k.Name, func(t *testing.T) {
 			b := mustEncode(t, k, onePass(k, randomStream(rand.New(rand.NewPCG(3, 3)), 50)))
 			b[0]++

@@ -21,6 +21,7 @@ func init() {
 		Description: "Registrations and average weight (grams) per picture, for up to 1000 pictures.",
 		Version:     1,
 		New:         func() Stat { return newPictures() },
+		Windows:     NoWindows, // per-picture state: too large to keep per window
 	})
 }
 

@@ -17,6 +17,7 @@ func init() {
 		Description: "Valid registrations per minute of record timestamp (event time), for the 60 minutes up to the latest timestamp seen.",
 		Version:     1,
 		New:         func() Stat { return new(PerMinute) },
+		Windows:     NoWindows, // a window already: count@1m is its general form
 	})
 }
 

@@ -24,6 +24,21 @@ type Kind struct {
 	Version uint8
 	// New returns an empty aggregate.
 	New func() Stat
+	// Windows are the window sizes the statistic is also kept over (see
+	// Windowed): nil means DefaultWindows; NoWindows, none — for a
+	// statistic whose state is too large to keep once per window.
+	Windows []Window
+}
+
+// NoWindows declares a statistic that is kept over all time only.
+var NoWindows = []Window{}
+
+// WindowSizes returns the windows k is kept over.
+func (k Kind) WindowSizes() []Window {
+	if k.Windows == nil {
+		return DefaultWindows
+	}
+	return k.Windows
 }
 
 var validName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
@@ -57,6 +72,11 @@ func (k Kind) validate() error {
 		return fmt.Errorf("statistic %q has no New function", k.Name)
 	case k.New() == nil:
 		return fmt.Errorf("statistic %q: New returned nil", k.Name)
+	}
+	for _, w := range k.Windows {
+		if err := w.validate(); err != nil {
+			return fmt.Errorf("statistic %q: %w", k.Name, err)
+		}
 	}
 	return nil
 }

@@ -6,6 +6,11 @@
 // the list of statistics from the registry and never name one. Adding a
 // statistic is adding one file here (and its test): the generic law test in
 // laws_test.go then checks it like every other.
+//
+// Any statistic can also be kept over tumbling event-time windows
+// (windows.go: Kind.Windowed), by no code of its own: the windowed form is a
+// Stat too, and the law test covers it. A statistic whose state is large
+// declares fewer window sizes, or none (Kind.Windows).
 package stats
 
 import (

@@ -16,6 +16,7 @@ func init() {
 		Description: "The 10 pictures with the most registrations and the 10 with the highest average weight (grams).",
 		Version:     1,
 		New:         func() Stat { return &TopPictures{*newPictures()} },
+		Windows:     NoWindows, // per-picture state: too large to keep per window
 	})
 }
 

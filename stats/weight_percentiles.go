@@ -21,6 +21,7 @@ func init() {
 		Description: "Median, 90th and 99th percentile of the weights of the valid registrations, in grams, within 1% relative error.",
 		Version:     1,
 		New:         func() Stat { return newWeightPercentiles() },
+		Windows:     []Window{Hour, Day}, // a sketch of about 0.5 KB: too much once per minute
 	})
 }
 
