@@ -32,9 +32,11 @@ type options struct {
 	feed             datafeed.Config
 	tail             tail.Config
 	stats            []stats.Kind
+	windows          []stats.Kind // the windowed forms of stats (--windows)
 	allowedOrigins   []string
 	batchSize        int64
 	snapshotInterval time.Duration
+	windowInterval   time.Duration
 	staleAfter       time.Duration
 	wedgedAfter      time.Duration
 	probeURL         string
@@ -198,8 +200,9 @@ func (g *embeddedFlags) apply(o *options) error {
 
 // statsFlags select the statistics a processor keeps and an API serves.
 type statsFlags struct {
-	uses string // what the role does with them: keep, serve, or keep and serve
-	spec string
+	uses    string // what the role does with them: keep, serve, or keep and serve
+	spec    string
+	windows string
 }
 
 func (g *statsFlags) register(fs *flag.FlagSet) {
@@ -211,11 +214,20 @@ func (g *statsFlags) register(fs *flag.FlagSet) {
 	}
 	help += "(known: " + strings.Join(stats.Names(stats.All()), ", ") + ")"
 	fs.StringVar(&g.spec, "stats", "all", help)
+	fs.StringVar(&g.windows, "windows", stats.DefaultWindowsSpec, "event-time window sizes to "+g.uses+" every statistic over, each with how long windows are kept\n(size=retention,...; e.g. 1h=48h; days as 35d), or none; a statistic may declare fewer sizes")
 }
 
-func (g *statsFlags) apply(o *options) (err error) {
-	o.stats, err = stats.Select(g.spec)
-	return flagErr("--stats", err)
+func (g *statsFlags) apply(o *options) error {
+	var err error
+	if o.stats, err = stats.Select(g.spec); err != nil {
+		return flagErr("--stats", err)
+	}
+	ws, err := stats.ParseWindows(g.windows)
+	if err != nil {
+		return flagErr("--windows", err)
+	}
+	o.windows = stats.WindowedKinds(o.stats, ws)
+	return nil
 }
 
 // httpFlags: the HTTP API of all and api.
@@ -333,23 +345,28 @@ func (g *feedFlags) apply(o *options) error {
 type processorFlags struct {
 	batchSize        int64
 	snapshotInterval time.Duration
+	windowInterval   time.Duration
 	metricsAddr      string
 }
 
 func (g *processorFlags) register(fs *flag.FlagSet) {
 	fs.Int64Var(&g.batchSize, "batch-size", processor.DefaultBatchSize, "input offsets per micro-batch: commits happen at batch boundaries")
 	fs.DurationVar(&g.snapshotInterval, "snapshot-interval", processor.DefaultSnapshotInterval, "how often open batches are sent to the table (latency)")
+	fs.DurationVar(&g.windowInterval, "window-snapshot-interval", processor.DefaultWindowInterval, "how often open batches of the windowed statistics are sent to the table\n(their values hold every window kept: each write costs more)")
 	fs.StringVar(&g.metricsAddr, "metrics-addr", "", "HTTP listen `address` of the processor's /metrics, /healthz and /readyz (e.g. :9100); empty: none")
 }
 
 func (g *processorFlags) apply(o *options) error {
-	o.batchSize, o.snapshotInterval, o.metricsAddr = g.batchSize, g.snapshotInterval, g.metricsAddr
+	o.batchSize, o.snapshotInterval, o.windowInterval, o.metricsAddr = g.batchSize, g.snapshotInterval, g.windowInterval, g.metricsAddr
 	var errs []error
 	if g.batchSize < 1 {
 		errs = append(errs, fmt.Errorf("--batch-size %d: want at least 1", g.batchSize))
 	}
 	if g.snapshotInterval <= 0 {
 		errs = append(errs, fmt.Errorf("--snapshot-interval %v: want more than 0", g.snapshotInterval))
+	}
+	if g.windowInterval < g.snapshotInterval {
+		errs = append(errs, fmt.Errorf("--window-snapshot-interval %v: want at least --snapshot-interval (%v)", g.windowInterval, g.snapshotInterval))
 	}
 	return errors.Join(errs...)
 }

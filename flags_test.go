@@ -20,11 +20,11 @@ import (
 var roleFlagNames = map[string][]string{
 	"all": {"log-level", "log-format", "brokers", "topic-prefix", "partitions", "replication", "embedded-port",
 		"stats", "addr", "max-conns", "stale-after", "wedged-after", "allowed-origins", "images",
-		"rate", "count", "key", "batch-size", "snapshot-interval", "metrics-addr"},
+		"rate", "count", "key", "batch-size", "snapshot-interval", "metrics-addr", "windows", "window-snapshot-interval"},
 	"processor": {"log-level", "log-format", "brokers", "topic-prefix", "partitions", "replication",
-		"stats", "batch-size", "snapshot-interval", "metrics-addr"},
+		"stats", "batch-size", "snapshot-interval", "metrics-addr", "windows", "window-snapshot-interval"},
 	"api": {"log-level", "log-format", "brokers", "topic-prefix",
-		"stats", "addr", "max-conns", "stale-after", "wedged-after", "allowed-origins", "images"},
+		"stats", "windows", "addr", "max-conns", "stale-after", "wedged-after", "allowed-origins", "images"},
 	"datafeed": {"log-level", "log-format", "brokers", "topic-prefix", "partitions", "replication",
 		"images", "rate", "count", "key"},
 	"tail":  {"log-level", "log-format", "brokers", "topic-prefix", "topic", "from-beginning", "count"},
@@ -36,7 +36,7 @@ var validValue = map[string]string{
 	"log-level": "debug", "log-format": "json", "brokers": "h:1", "topic-prefix": "p.", "partitions": "2",
 	"replication": "3", "embedded-port": "19192", "stats": "count", "addr": ":0", "max-conns": "5",
 	"stale-after": "1s", "wedged-after": "1s", "allowed-origins": "*", "images": "images", "rate": "5",
-	"count": "5", "key": "picture_id", "batch-size": "7", "snapshot-interval": "1s", "topic": "stats",
+	"count": "5", "key": "picture_id", "batch-size": "7", "snapshot-interval": "1s", "topic": "stats", "windows": "1h=24h", "window-snapshot-interval": "2s",
 	"from-beginning": "false", "url": "http://h:1/", "timeout": "1s", "metrics-addr": ":9100",
 }
 
@@ -299,6 +299,30 @@ func TestREADMEFlagTableIsExact(t *testing.T) {
 	for _, role := range roleOrder {
 		if got, want := sorted(readmeFlags[role]), helpFlags(t, role); !slices.Equal(got, want) {
 			t.Errorf("README's flag table gives %s\n  %v\nbut picstats %s --help lists\n  %v", role, got, role, want)
+		}
+	}
+}
+
+// TestBadWindowFlagsSayWhatToFix: a bad --windows or
+// --window-snapshot-interval stops picstats with exit status 2 and a
+// message naming the flag and what it wants.
+func TestBadWindowFlagsSayWhatToFix(t *testing.T) {
+	t.Setenv("KAFKA_BROKER", "h:1")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"processor", "--windows", "1h"}, "--windows"},
+		{[]string{"processor", "--windows", "1h=90m"}, "multiple of the window size"},
+		{[]string{"api", "--windows", "1h=48h,1h=24h"}, "given twice"},
+		{[]string{"api", "--windows", "0s=1h"}, "at least 1s"},
+		{[]string{"all", "--windows", "1d=xd"}, "whole number of days"},
+		{[]string{"processor", "--window-snapshot-interval", "5ms"}, "want at least --snapshot-interval"},
+	} {
+		var stderr bytes.Buffer
+		code := run(append(c.args, "--log-level=error"), io.Discard, &stderr)
+		if code != 2 || !strings.Contains(stderr.String(), c.want) {
+			t.Errorf("picstats %v: exit status %d, output %q; want 2 and %q", c.args, code, stderr.String(), c.want)
 		}
 	}
 }

@@ -152,7 +152,8 @@ func runProcessor(ctx context.Context, o *options) error {
 		reg = newRegistry()
 	}
 	p, err := processor.New(o.cluster.Names, o.stats, o.logger, processor.WithMetrics(processor.NewMetrics(reg)),
-		processor.WithBatchSize(o.batchSize), processor.WithSnapshotInterval(o.snapshotInterval))
+		processor.WithBatchSize(o.batchSize), processor.WithSnapshotInterval(o.snapshotInterval),
+		processor.WithWindows(o.windows, o.windowInterval))
 	if err != nil {
 		return err
 	}
@@ -212,7 +213,7 @@ func runAPI(ctx context.Context, o *options) error {
 		reg = newRegistry()
 	}
 	srv := api.New(o.stats, o.logger, api.WithHubOptions(hub.WithAllowedOrigins(o.allowedOrigins...)),
-		api.WithStaleAfter(o.staleAfter), api.WithWedgedAfter(o.wedgedAfter), api.WithMetrics(reg, reg))
+		api.WithStaleAfter(o.staleAfter), api.WithWedgedAfter(o.wedgedAfter), api.WithMetrics(reg, reg), api.WithWindows(o.windows))
 	srv.ServeImages(o.feed.Images) // the dashboard's thumbnails
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {

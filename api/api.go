@@ -75,8 +75,9 @@ type Server struct {
 	metricsReg    prometheus.Registerer // WithMetrics; nil: no metrics (metrics.go)
 	metricsGather prometheus.Gatherer
 	http          *httpMetrics
-	requests      atomic.Int64 // answered so far, for the progress line
-	valuesBehind  atomic.Int64 // table values the View kept out (table.Join)
+	requests      atomic.Int64              // answered so far, for the progress line
+	valuesBehind  atomic.Int64              // table values the View kept out (table.Join)
+	windowed      map[string][]windowedKind // statistic name → its windowed forms, smallest first (WithWindows)
 	kprom         *kprom.Metrics
 }
 
@@ -331,6 +332,7 @@ func (s *Server) router() *mux.Router {
 	}
 	r.HandleFunc("/api/stats", s.all).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/api/stats/{name}", s.one).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/api/stats/{name}/windows", s.windows).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/api/statistics", s.statistics).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc(openAPIPath, s.openAPI).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/api/ws", s.hub).Methods(http.MethodGet)
@@ -387,13 +389,14 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 
 func (s *Server) statistics(w http.ResponseWriter, _ *http.Request) {
 	type info struct {
-		Name        string `json:"name"`
-		Description string `json:"description"`
-		URL         string `json:"url"`
+		Name        string   `json:"name"`
+		Description string   `json:"description"`
+		URL         string   `json:"url"`
+		Windows     []string `json:"windows"` // sizes of /api/stats/{name}/windows?size= and time ranges
 	}
 	list := make([]info, len(s.kinds))
 	for i, k := range s.kinds {
-		list[i] = info{k.Name, k.Description, "/api/stats/" + k.Name}
+		list[i] = info{k.Name, k.Description, "/api/stats/" + k.Name, s.windowLabels(k.Name)}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"statistics": list})
 }
@@ -426,14 +429,19 @@ func (s *Server) all(w http.ResponseWriter, _ *http.Request) {
 	writeRaw(w, http.StatusOK, append(buf, '}'))
 }
 
+// unknown answers a request for a statistic that is not enabled.
+func (s *Server) unknown(w http.ResponseWriter, name string) {
+	writeJSON(w, http.StatusNotFound, map[string]any{
+		"error": fmt.Sprintf("unknown statistic %q", name),
+		"known": stats.Names(s.kinds),
+	})
+}
+
 func (s *Server) one(w http.ResponseWriter, r *http.Request) {
 	name := mux.Vars(r)["name"]
 	i, ok := s.kind(name)
 	if !ok {
-		writeJSON(w, http.StatusNotFound, map[string]any{
-			"error": fmt.Sprintf("unknown statistic %q", name),
-			"known": stats.Names(s.kinds),
-		})
+		s.unknown(w, name)
 		return
 	}
 	t, ok := s.serving()
@@ -442,6 +450,10 @@ func (s *Server) one(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	setFreshness(w.Header(), s.fresh.status(time.Now()))
+	if q := r.URL.Query(); q.Has("from") || q.Has("to") {
+		s.rangeOf(w, r, name, t) // windows.go
+		return
+	}
 	res, err := s.render(t, i)
 	if err != nil {
 		s.fail(w, err)

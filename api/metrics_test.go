@@ -106,7 +106,7 @@ func TestRequestMetricsByRouteTemplate(t *testing.T) {
 			}
 		}
 	}
-	want := []string{"/", "/api/openapi.json", "/api/statistics", "/api/stats", "/api/stats/{name}", "/api/ws",
+	want := []string{"/", "/api/openapi.json", "/api/statistics", "/api/stats", "/api/stats/{name}", "/api/stats/{name}/windows", "/api/ws",
 		"/healthz", "/images/{file}", "/metrics", "/readyz", "/static/", "unmatched"}
 	if got := slices.Sorted(maps.Keys(routes)); !slices.Equal(got, want) {
 		t.Errorf("route labels %v, want %v", got, want)

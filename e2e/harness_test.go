@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -26,10 +27,21 @@ import (
 	"github.com/picstats/picstats/stats"
 )
 
-// startProcessor runs a processor until the returned stop is called (or the
+// windowedKinds are the windowed statistics a picstats binary keeps by
+// default (--windows).
+func windowedKinds() []stats.Kind {
+	ws, err := stats.ParseWindows(stats.DefaultWindowsSpec)
+	if err != nil {
+		panic(err)
+	}
+	return stats.WindowedKinds(stats.All(), ws)
+}
+
+// startProcessor runs a processor, with the default windows, until the returned stop is called (or the
 // test ends) and fails the test if it stopped with an error.
 func startProcessor(t *testing.T, cfg cluster.Config, opts ...processor.Option) (stop func()) {
 	t.Helper()
+	opts = append([]processor.Option{processor.WithWindows(windowedKinds(), processor.DefaultWindowInterval)}, opts...)
 	p, err := processor.New(cfg.Names, stats.All(), cfg.Logger, opts...)
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +69,7 @@ func startProcessor(t *testing.T, cfg cluster.Config, opts ...processor.Option) 
 // startAPI serves the API from a view of the table and returns its URL.
 func startAPI(t *testing.T, cfg cluster.Config) string {
 	t.Helper()
-	srv := api.New(stats.All(), cfg.Logger)
+	srv := api.New(stats.All(), cfg.Logger, api.WithWindows(windowedKinds()))
 	hs := httptest.NewServer(srv.Handler())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{}, 2)
@@ -274,7 +286,8 @@ func assertExact(t *testing.T, url string, want *feed) snapshot {
 	return got
 }
 
-// onePassResults computes every statistic's JSON result in one pass over
+// onePassResults computes every statistic's JSON result, and every windowed
+// statistic's (keyed name@size), in one pass over
 // the records of the picture topic, with the stats package's aggregates and
 // the records' own timestamps: what the engine's batches, snapshots, crashes
 // and merges must reproduce exactly. (The statistics themselves are checked
@@ -283,7 +296,7 @@ func assertExact(t *testing.T, url string, want *feed) snapshot {
 func onePassResults(t *testing.T, recs []*kgo.Record) map[string]string {
 	t.Helper()
 	aggs := map[string]stats.Stat{}
-	for _, k := range stats.All() {
+	for _, k := range append(stats.All(), windowedKinds()...) {
 		aggs[k.Name] = k.New()
 	}
 	for _, r := range recs {
@@ -319,6 +332,17 @@ func waitForResults(t *testing.T, url string, want map[string]string, timeout ti
 		var raw map[string]json.RawMessage
 		if status, err := getJSON(url+"/api/stats", &raw); err != nil || status != http.StatusOK {
 			return false
+		}
+		for name := range want { // a windowed statistic's windows are served on their own
+			base, size, windowed := strings.Cut(name, "@")
+			if !windowed {
+				continue
+			}
+			var w json.RawMessage
+			if status, err := getJSON(url+"/api/stats/"+base+"/windows?size="+size, &w); err != nil || status != http.StatusOK {
+				return false
+			}
+			raw[name] = w
 		}
 		got, differ = map[string]string{}, nil
 		for name := range want {

@@ -28,6 +28,7 @@ import (
 // table.Value.Apply makes repeated and stale snapshots harmless.
 type batcher struct {
 	kinds   []stats.Kind
+	fast    int   // kinds[:fast] are snapshotted every interval, the windowed rest less often (run)
 	size    int64 // N, records per batch
 	out     outputs
 	logger  *slog.Logger
@@ -47,9 +48,11 @@ type outputs struct {
 }
 
 // newBatcher returns a batcher of kinds into batches of size offsets,
-// counted in metrics (nil: not counted).
-func newBatcher(kinds []stats.Kind, size int64, out outputs, metrics *Metrics, logger *slog.Logger) *batcher {
-	return &batcher{kinds: kinds, size: size, out: out, metrics: metrics, logger: logger, parts: map[int32]*ownedPartition{}}
+// counted in metrics (nil: not counted). Open batches of kinds[:fast] are
+// snapshotted at every flush, those of the rest (windowed statistics,
+// whose table values are larger) only at the flushes run marks as full.
+func newBatcher(kinds []stats.Kind, fast int, size int64, out outputs, metrics *Metrics, logger *slog.Logger) *batcher {
+	return &batcher{kinds: kinds, fast: fast, size: size, out: out, metrics: metrics, logger: logger, parts: map[int32]*ownedPartition{}}
 }
 
 // ownedPartition is the open batch of one input partition this instance
@@ -64,7 +67,8 @@ type ownedPartition struct {
 	last  int64
 	hwm   int64 // the partition's high watermark at the last fetch
 	aggs  []stats.Stat
-	dirty bool
+	dirty bool // kinds[:fast] changed since their last snapshot
+	slow  bool // the other kinds did
 	open  *pendingBatch
 
 	pendMu  sync.Mutex // never held while sending: acks arrive on the producers' goroutines
@@ -162,7 +166,7 @@ func (b *batcher) add(st *ownedPartition, offset int64, rec *stats.Record, rejec
 	for _, a := range st.aggs {
 		a.Add(rec)
 	}
-	st.last, st.dirty = offset, true
+	st.last, st.dirty, st.slow = offset, true, true
 	if rec.Rejected != "" {
 		pb := st.open
 		pb.acks.Add(1)
@@ -199,7 +203,7 @@ func (b *batcher) finalise(st *ownedPartition) {
 	}
 	pb := st.open
 	pb.acks.Add(int64(len(b.kinds)))
-	b.send(st, true, func(err error) {
+	b.send(st, true, len(b.kinds), func(err error) {
 		if err != nil {
 			b.out.fail(at(st.id, pb.batch, -1, fmt.Errorf("final snapshot of partition %d batch %d not stored: %w", st.id, pb.batch, err)))
 			return
@@ -218,8 +222,9 @@ func (b *batcher) ack(st *ownedPartition, pb *pendingBatch) {
 // flush sends a snapshot of every open batch that changed since the last,
 // unless its partition is at least a batch behind its high watermark: then
 // the batch closes soon anyway, and open snapshots of a backlog would only
-// load the table stage with values that are replaced at once.
-func (b *batcher) flush() {
+// load the table stage with values that are replaced at once. A flush that
+// is not full snapshots only kinds[:fast].
+func (b *batcher) flush(full bool) {
 	b.mu.RLock()
 	parts := make([]*ownedPartition, 0, len(b.parts))
 	for _, st := range b.parts {
@@ -228,12 +233,16 @@ func (b *batcher) flush() {
 	b.mu.RUnlock()
 	for _, st := range parts {
 		st.mu.Lock()
-		if st.dirty && st.hwm-st.last-1 < b.size {
+		n := b.fast
+		if full && st.slow {
+			n = len(b.kinds)
+		}
+		if (st.dirty || n > b.fast) && st.hwm-st.last-1 < b.size {
 			if b.metrics != nil {
 				b.metrics.openFlushes.Inc()
 			}
 			batch := st.batch
-			b.send(st, false, func(err error) {
+			b.send(st, false, n, func(err error) {
 				if err != nil {
 					b.out.fail(at(st.id, batch, -1, fmt.Errorf("snapshot of partition %d not stored: %w", st.id, err)))
 				}
@@ -243,11 +252,12 @@ func (b *batcher) flush() {
 	}
 }
 
-// send emits one snapshot per statistic of st's open batch; st.mu is held.
-func (b *batcher) send(st *ownedPartition, final bool, done func(error)) {
+// send emits one snapshot per statistic of st's open batch, of the first n
+// kinds; st.mu is held.
+func (b *batcher) send(st *ownedPartition, final bool, n int, done func(error)) {
 	if m := b.metrics; m != nil { // time the whole snapshot: until its last statistic is acknowledged
 		start, left, inner := time.Now(), new(atomic.Int64), done
-		left.Store(int64(len(b.kinds)))
+		left.Store(int64(n))
 		done = func(err error) {
 			if left.Add(-1) == 0 {
 				m.snapshotSend.Observe(time.Since(start).Seconds())
@@ -255,7 +265,7 @@ func (b *batcher) send(st *ownedPartition, final bool, done func(error)) {
 			inner(err)
 		}
 	}
-	for i, k := range b.kinds {
+	for i, k := range b.kinds[:n] {
 		agg, err := k.Encode(st.aggs[i])
 		if err != nil {
 			b.out.fail(err)
@@ -265,6 +275,9 @@ func (b *batcher) send(st *ownedPartition, final bool, done func(error)) {
 		b.out.producer.Emit(b.out.snapshots, k.Name, msg).Then(done)
 	}
 	st.dirty = false
+	if n == len(b.kinds) {
+		st.slow = false
+	}
 }
 
 // commitAcknowledged commits the boundary after the last batch whose
@@ -289,19 +302,21 @@ func (b *batcher) commitAcknowledged(st *ownedPartition) {
 	}
 }
 
-// run flushes open batches every interval until stop is closed, storing
-// the time of each flush (unix ns) in beat, the watchdog's input.
-func (b *batcher) run(interval time.Duration, stop <-chan struct{}, beat *atomic.Int64) {
+// run flushes open batches every interval, fully at least every
+// fullInterval, until stop is closed, storing the time of each flush (unix
+// ns) in beat, the watchdog's input.
+func (b *batcher) run(interval, fullInterval time.Duration, stop <-chan struct{}, beat *atomic.Int64) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	defer beat.Store(0)
-	for {
+	every := max(1, int(fullInterval/interval))
+	for tick := 1; ; tick++ {
 		beat.Store(time.Now().UnixNano())
 		select {
 		case <-stop:
 			return
 		case <-t.C:
-			b.flush()
+			b.flush(tick%every == 0)
 		}
 	}
 }

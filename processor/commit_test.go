@@ -103,7 +103,7 @@ func TestCommittedOffsetsOnlyGrow(t *testing.T) {
 	var fwdMu sync.Mutex
 	var forwarded []func(error)
 	var log commitLog
-	b := newBatcher(kinds, size, outputs{snapshots: "snapshots", producer: producer,
+	b := newBatcher(kinds, len(kinds), size, outputs{snapshots: "snapshots", producer: producer,
 		forward: func(_ string, _ []byte, done func(error)) {
 			fwdMu.Lock()
 			forwarded = append(forwarded, done)

@@ -37,7 +37,7 @@ func (p *Processor) runInput(ctx context.Context, c cluster.Config, producer gok
 		err := commitOffsets(cl, topic, offsets, p.logger)
 		p.metrics.committedOffsets(offsets, time.Since(start), err)
 	})
-	p.batcher = newBatcher(p.kinds, p.batch, outputs{
+	p.batcher = newBatcher(p.kinds, p.fast, p.batch, outputs{
 		snapshots: string(c.Names.Snapshots()),
 		producer:  producer,
 		forward: func(key string, value []byte, done func(error)) {
@@ -87,7 +87,7 @@ func (p *Processor) runInput(ctx context.Context, c cluster.Config, producer gok
 	defer p.health.assigned.Store(false)
 	go commits.run()
 	stopFlush, flushed := make(chan struct{}), make(chan struct{})
-	go func() { defer close(flushed); p.batcher.run(p.interval, stopFlush, &p.health.flushBeat) }()
+	go func() { defer close(flushed); p.batcher.run(p.interval, p.windowed, stopFlush, &p.health.flushBeat) }()
 	defer func() {
 		close(stopFlush)
 		<-flushed

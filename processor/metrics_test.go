@@ -138,7 +138,7 @@ func TestHandleCountsWithoutAllocatingPerRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.batcher = newBatcher(kinds, p.batch, outputs{fail: func(err error) { t.Error(err) }}, p.metrics, slog.New(slog.DiscardHandler))
+	p.batcher = newBatcher(kinds, len(kinds), p.batch, outputs{fail: func(err error) { t.Error(err) }}, p.metrics, slog.New(slog.DiscardHandler))
 	p.batcher.assign(map[int32]int64{0: -1})
 	fetch := func(n int) []*kgo.Record {
 		recs := make([]*kgo.Record, n)

@@ -26,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -48,6 +49,8 @@ type Processor struct {
 	logger   *slog.Logger
 	batch    int64
 	interval time.Duration
+	fast     int           // kinds[:fast] are the plain statistics, the rest windowed (WithWindows)
+	windowed time.Duration // how often open batches of windowed statistics are snapshotted
 	batcher  *batcher
 	hook     InputHook
 	metrics  *Metrics
@@ -67,6 +70,19 @@ func WithBatchSize(n int64) Option { return func(p *Processor) { p.batch = n } }
 // WithSnapshotInterval sets how often open batches are snapshotted: the
 // main part of the latency from a registration to the API.
 func WithSnapshotInterval(d time.Duration) Option { return func(p *Processor) { p.interval = d } }
+
+// WithWindows adds windowed statistics (stats.WindowedKinds) to those New
+// was given. Their open batches are snapshotted every interval rather than
+// at every snapshot interval: a windowed value holds every window kept, and
+// the table stage rewrites the whole value at each snapshot it applies.
+// Final snapshots carry them like every statistic.
+func WithWindows(kinds []stats.Kind, interval time.Duration) Option {
+	return func(p *Processor) { p.kinds, p.windowed = append(p.kinds, kinds...), interval }
+}
+
+// DefaultWindowInterval is how often open batches of windowed statistics
+// are snapshotted by default.
+const DefaultWindowInterval = time.Second
 
 // InputHook is told of every fetch the input stage has handled: n records
 // (n > 0), fetched at polled; it is called after they were added to their
@@ -94,10 +110,13 @@ func New(names cluster.Names, kinds []stats.Kind, logger *slog.Logger, opts ...O
 	if len(kinds) == 0 {
 		return nil, errors.New("processor: no statistics enabled")
 	}
-	p := &Processor{names: names, kinds: kinds, byName: map[string]stats.Kind{}, logger: logger,
-		batch: DefaultBatchSize, interval: DefaultSnapshotInterval, missingTopicWait: DefaultMissingTopicWait}
+	p := &Processor{names: names, kinds: slices.Clone(kinds), fast: len(kinds), byName: map[string]stats.Kind{}, logger: logger,
+		batch: DefaultBatchSize, interval: DefaultSnapshotInterval, windowed: DefaultWindowInterval, missingTopicWait: DefaultMissingTopicWait}
 	for _, o := range opts {
 		o(p)
+	}
+	if p.windowed < p.interval {
+		return nil, fmt.Errorf("processor: window snapshot interval %v: want at least the snapshot interval %v", p.windowed, p.interval)
 	}
 	if p.metrics == nil {
 		p.metrics = NewMetrics(nil)
@@ -108,7 +127,7 @@ func New(names cluster.Names, kinds []stats.Kind, logger *slog.Logger, opts ...O
 	if p.interval <= 0 {
 		return nil, fmt.Errorf("processor: snapshot interval %v: want more than 0", p.interval)
 	}
-	for _, k := range kinds {
+	for _, k := range p.kinds {
 		p.byName[k.Name] = k
 	}
 	return p, nil
@@ -289,7 +308,7 @@ func (p *Processor) apply(ctx goka.Context, msg any) {
 		ctx.Fail(fmt.Errorf("table value of %s: %w", name, err))
 		return
 	}
-	res, err := json.Marshal(total.Result())
+	results, err := p.results(k, total, snap)
 	if err != nil {
 		ctx.Fail(fmt.Errorf("result of %s: %w", name, err))
 		return
@@ -300,5 +319,41 @@ func (p *Processor) apply(ctx goka.Context, msg any) {
 		return
 	}
 	ctx.SetValue(b)
-	ctx.Emit(p.names.Stats, name, res)
+	for _, r := range results {
+		ctx.Emit(p.names.Stats, r.key, r.json)
+	}
+}
+
+type keyedResult struct {
+	key  string
+	json []byte
+}
+
+// results are what the stats topic gets for statistic k after snap made
+// its value total: the result, keyed by the statistic's name; for a
+// windowed statistic, the result of each window snap touched, keyed
+// name@start (RFC 3339, UTC), rather than every window kept.
+func (p *Processor) results(k stats.Kind, total stats.Stat, snap table.Snapshot) ([]keyedResult, error) {
+	w, windowed := total.(*stats.Windows)
+	if !windowed {
+		b, err := json.Marshal(total.Result())
+		return []keyedResult{{k.Name, b}}, err
+	}
+	batch, err := k.Decode(snap.Agg)
+	if err != nil {
+		return nil, err
+	}
+	var out []keyedResult
+	for _, start := range batch.(*stats.Windows).Starts() {
+		r, kept := w.At(start)
+		if !kept {
+			continue // evicted by a newer record
+		}
+		b, err := json.Marshal(r)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, keyedResult{k.Name + "@" + start.Format(time.RFC3339), b})
+	}
+	return out, nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/tester"
@@ -54,14 +55,14 @@ func startTester(t *testing.T, kinds []stats.Kind, opts ...Option) (tt *tester.T
 		p.handle(0, r.Offset+1, []*kgo.Record{r})
 		tt.Catchup()
 	}
-	return tt, names, consume, func() { p.batcher.flush(); tt.Catchup() }
+	return tt, names, consume, func() { p.batcher.flush(true); tt.Catchup() }
 }
 
 // testBatcher is a batcher that sends its snapshots and rejected records to
 // goka's tester, commits nothing, and fails t when it fails.
 func testBatcher(t *testing.T, tt *tester.Tester, names cluster.Names, kinds []stats.Kind, size int64, metrics *Metrics) *batcher {
 	producer, _ := tt.ProducerBuilder()(nil, "", goka.DefaultHasher())
-	return newBatcher(kinds, size, outputs{
+	return newBatcher(kinds, len(kinds), size, outputs{
 		snapshots: string(names.Snapshots()),
 		producer:  producer,
 		forward: func(key string, value []byte, done func(error)) {
@@ -235,7 +236,7 @@ func TestRecordsOfUnownedPartitionsAreDropped(t *testing.T) {
 	b.addAll(1, 16, func(add adder) { add(15, &rec, "", nil) })
 	b.revoke([]int32{0})
 	b.addAll(0, 4, func(add adder) { add(3, &rec, "", nil) })
-	b.flush()
+	b.flush(true)
 	if n := tt.NewQueueTracker(string(names.Snapshots())).Hwm(); n != 0 {
 		t.Fatalf("%d snapshots sent for partitions the batcher does not own", n)
 	}
@@ -253,7 +254,7 @@ func TestNoOpenSnapshotsWhileFarBehind(t *testing.T) {
 	rec := stats.Record{Registration: codec.Registration{PictureID: "a", Weight: 5}}
 
 	b.addAll(0, 1000, func(add adder) { add(0, &rec, "", nil) }) // 999 records behind
-	b.flush()
+	b.flush(true)
 	if n := snapshots.Hwm(); n != 0 {
 		t.Fatalf("%d snapshots sent for a partition far behind its high watermark", n)
 	}
@@ -262,8 +263,51 @@ func TestNoOpenSnapshotsWhileFarBehind(t *testing.T) {
 	if closed != int64(len(stats.All())) {
 		t.Fatalf("closing a batch sent %d snapshots, want a final one per statistic", closed)
 	}
-	b.flush()
+	b.flush(true)
 	if n := snapshots.Hwm() - closed; n != int64(len(stats.All())) {
 		t.Fatalf("%d open snapshots sent for a partition within a batch of its high watermark, want one per statistic", n)
+	}
+}
+
+// TestWindowedStatisticsAreSnapshottedAtFullFlushes checks the two
+// cadences: a flush sends open snapshots of the plain statistics, and only
+// a full flush (every --window-snapshot-interval) those of the windowed
+// ones, whose table values are larger. A batch's final snapshot carries
+// every statistic.
+func TestWindowedStatisticsAreSnapshottedAtFullFlushes(t *testing.T) {
+	tt := tester.New(t)
+	names := cluster.DefaultNames("")
+	count, _ := stats.Lookup("count")
+	hourly, err := count.Windowed(stats.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := testBatcher(t, tt, names, []stats.Kind{count, hourly}, 10, nil)
+	b.fast = 1 // count every flush, count@1h at full ones
+	snapshots := tt.NewQueueTracker(string(names.Snapshots()))
+	b.assign(map[int32]int64{0: -1})
+	rec := stats.Record{Registration: codec.Registration{PictureID: "a", Weight: 5}, Time: time.Now()}
+	seen := int64(0)
+	sent := func() int64 { // snapshots sent since the last call
+		n := snapshots.Hwm() - seen
+		seen += n
+		return n
+	}
+	steps := []struct {
+		name string
+		do   func()
+		want int64 // 1: count; 2: count and count@1h
+	}{
+		{"a flush after a record", func() { b.addAll(0, 2, func(add adder) { add(0, &rec, "", nil) }); b.flush(false) }, 1},
+		{"a flush without news", func() { b.flush(false) }, 0},
+		{"a full flush", func() { b.flush(true) }, 2},
+		{"a full flush without news", func() { b.flush(true) }, 0},
+		{"closing the batch", func() { b.addAll(0, 12, func(add adder) { add(11, &rec, "", nil) }) }, 2},
+	}
+	for _, s := range steps {
+		s.do()
+		if got := sent(); got != s.want {
+			t.Errorf("%s: %d snapshots, want %d", s.name, got, s.want)
+		}
 	}
 }

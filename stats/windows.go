@@ -210,10 +210,9 @@ func (w *Windows) Result() any {
 		t := time.UnixMilli(w.latest).UTC()
 		res.Newest = &t
 	}
-	for _, x := range w.wins {
-		res.Windows = append(res.Windows, WindowResult{
-			Start: time.UnixMilli(x.start).UTC(), End: time.UnixMilli(x.start + w.size).UTC(), Records: x.n, Result: x.agg.Result(),
-		})
+	for _, start := range w.Starts() {
+		r, _ := w.At(start)
+		res.Windows = append(res.Windows, r)
 	}
 	return res
 }
@@ -255,4 +254,56 @@ func (w *Windows) UnmarshalBinary(data []byte) error {
 		w.wins = append(w.wins, x)
 	}
 	return r.Done()
+}
+
+// Newest is the timestamp of the newest record folded in; false before any.
+func (w *Windows) Newest() (time.Time, bool) {
+	return time.UnixMilli(w.latest).UTC(), w.latest != noRecord
+}
+
+// Oldest is the start of the oldest window kept (whether it holds records
+// or not); false before any record.
+func (w *Windows) Oldest() (time.Time, bool) {
+	return time.UnixMilli(w.cutoff()).UTC(), w.latest != noRecord
+}
+
+// Over returns the statistic over the windows that start in [from, to),
+// merged, and how many records they hold.
+func (w *Windows) Over(from, to time.Time) (Stat, int64) {
+	total, n := w.inner.New(), int64(0)
+	f, t := from.UnixMilli(), to.UnixMilli()
+	for _, x := range w.wins {
+		if x.start >= f && x.start < t {
+			total.Merge(x.agg)
+			n += x.n
+		}
+	}
+	return total, n
+}
+
+// Window is the size and retention of the windows.
+func (w *Windows) Window() Window {
+	return Window{Size: time.Duration(w.size) * time.Millisecond, Retention: time.Duration(w.keep) * time.Millisecond}
+}
+
+// Starts returns the starts of the windows kept that hold records, oldest
+// first.
+func (w *Windows) Starts() []time.Time {
+	starts := make([]time.Time, len(w.wins))
+	for i, x := range w.wins {
+		starts[i] = time.UnixMilli(x.start).UTC()
+	}
+	return starts
+}
+
+// At returns the result of the window that starts at start, if it is kept
+// and holds records.
+func (w *Windows) At(start time.Time) (WindowResult, bool) {
+	s := start.UnixMilli()
+	i, found := slices.BinarySearchFunc(w.wins, s, func(x window, s int64) int { return cmpInt(x.start, s) })
+	if !found {
+		return WindowResult{}, false
+	}
+	x := w.wins[i]
+	return WindowResult{Start: time.UnixMilli(x.start).UTC(), End: time.UnixMilli(x.start + w.size).UTC(), Records: x.n, Result: x.agg.Result()}, true
 }
