@@ -118,8 +118,8 @@ func TestWindowsAreExactOverThreeDays(t *testing.T) {
 
 	// Ranges that cannot be answered say what can.
 	for _, q := range []string{
-		"from=" + day.Add(90*time.Second).Format(time.RFC3339), // on no window grid
-		"from=" + day.Add(-3*24*time.Hour+time.Minute).Format(time.RFC3339),      // minutes, but older than every minute kept
+		"from=" + day.Add(90*time.Second).Format(time.RFC3339),              // on no window grid
+		"from=" + day.Add(-3*24*time.Hour+time.Minute).Format(time.RFC3339), // minutes, but older than every minute kept
 		"from=yesterday",
 		"to=-1h",
 	} {
