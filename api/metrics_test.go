@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/picstats/picstats/internal/await"
+	"github.com/picstats/picstats/internal/logbuf"
 	"github.com/picstats/picstats/stats"
 )
 
@@ -176,7 +176,7 @@ picstats_view_state{state="stale"} 1
 // TestProgressLine checks the API's periodic INFO line: requests, the
 // View's state and lag, websocket clients, under stable keys.
 func TestProgressLine(t *testing.T) {
-	logs := &lockedBuffer{}
+	logs := &logbuf.Buffer{}
 	s := New(stats.All(), slog.New(slog.NewJSONHandler(logs, nil)))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -190,21 +190,4 @@ func TestProgressLine(t *testing.T) {
 			t.Errorf("the progress lines lack %s: %s", want, logs.String())
 		}
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -3,35 +3,18 @@ package datafeed
 import (
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/picstats/picstats/internal/await"
+	"github.com/picstats/picstats/internal/logbuf"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestProgressLine checks the datafeed's periodic INFO line, and that stop
 // waits for its goroutine.
 func TestProgressLine(t *testing.T) {
-	logs := &lockedBuffer{}
+	logs := &logbuf.Buffer{}
 	var acked, failed atomic.Int64
 	stop := logProgress(slog.New(slog.NewJSONHandler(logs, nil)), &acked, &failed, 10*time.Millisecond)
 	await.True(t, 10*time.Second, "a first progress line", func() bool { return strings.Contains(logs.String(), "datafeed progress") })
