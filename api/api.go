@@ -4,7 +4,7 @@
 //	GET /api/stats          every enabled statistic: {"<name>": <result>, ...}
 //	GET /api/stats/{name}   one statistic's result
 //	GET /api/statistics     the enabled statistics with their descriptions
-//	GET /api/ws             websocket: a snapshot of every statistic, then every change (see package hub)
+//	GET /api/ws             websocket: a snapshot of every statistic, then every change (see package hub); time ranges and window lists by subscription (topics.go)
 //	GET /api/openapi.json   the OpenAPI 3.1 description of every route and answer (openapi.go)
 //	GET /healthz            the serving loop makes progress (503 when it is wedged)
 //	GET /readyz             the view is current: recovered, and caught up with the table within --stale-after (503 otherwise)
@@ -121,7 +121,7 @@ func New(kinds []stats.Kind, logger *slog.Logger, opts ...Option) *Server {
 	for _, o := range opts {
 		o(s)
 	}
-	s.hub = hub.New(append([]hub.Option{hub.WithLogger(logger)}, s.hubOpts...)...)
+	s.hub = hub.New(append([]hub.Option{hub.WithLogger(logger), hub.WithSubscriptions(s)}, s.hubOpts...)...)
 	s.setUpMetrics()
 	for i, k := range kinds {
 		s.byName = append(s.byName, i)
@@ -451,7 +451,7 @@ func (s *Server) one(w http.ResponseWriter, r *http.Request) {
 	}
 	setFreshness(w.Header(), s.fresh.status(time.Now()))
 	if q := r.URL.Query(); q.Has("from") || q.Has("to") {
-		s.rangeOf(w, r, name, t) // windows.go
+		s.rangeAnswer(t, name, q, time.Now()).write(w) // windows.go
 		return
 	}
 	res, err := s.render(t, i)
@@ -480,13 +480,16 @@ func (s *Server) render(t Table, i int) ([]byte, error) {
 	return json.Marshal(agg.Result())
 }
 
-func (s *Server) fail(w http.ResponseWriter, err error) {
+func (s *Server) fail(w http.ResponseWriter, err error) { s.failed(err).write(w) }
+
+// failed is the answer to a table value that cannot be served.
+func (s *Server) failed(err error) answer {
 	s.logger.Error("serving statistics", "err", err)
 	status := http.StatusInternalServerError
 	if errors.Is(err, stats.ErrVersion) {
 		status = http.StatusConflict // state written by another version of picstats
 	}
-	writeError(w, status, err.Error())
+	return answer{status, map[string]string{"error": err.Error()}}
 }
 
 func writeError(w http.ResponseWriter, status int, msg string) {

@@ -51,6 +51,10 @@ func RunView(ctx context.Context, c cluster.Config, s *Server, opts ...goka.View
 	}
 	table := &guarded{table: view}
 	s.SetTable(table)
+	refreshed := make(chan struct{})
+	refreshCtx, stopRefreshing := context.WithCancel(ctx)
+	go func() { defer close(refreshed); s.refreshTopics(refreshCtx, TopicsInterval) }()
+	defer func() { stopRefreshing(); <-refreshed }()
 	states := view.ObserveStateChanges()
 	followed := make(chan struct{})
 	go func() { defer close(followed); s.follow(states.C(), table, poke) }()

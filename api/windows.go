@@ -1,8 +1,10 @@
 package api
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -97,9 +99,18 @@ func (a timeArg) aligned(size time.Duration) (time.Time, bool) {
 	return time.UnixMilli(start).UTC(), a.relative || start == ms
 }
 
-// windowsError answers a time range or window list that cannot be served,
-// saying what can.
-func (s *Server) windowsError(w http.ResponseWriter, t Table, name, msg string) {
+// answer is a JSON body with its status: what a time range or a window list
+// answers, over REST and on the websocket alike.
+type answer struct {
+	status int
+	body   any
+}
+
+func (a answer) write(w http.ResponseWriter) { writeJSON(w, a.status, a.body) }
+
+// windowsError is the answer to a time range or window list that cannot be
+// served: it says what can.
+func (s *Server) windowsError(t Table, name, msg string) answer {
 	type possible struct {
 		Window           string     `json:"window"`
 		RetentionSeconds int64      `json:"retention_seconds"`
@@ -115,39 +126,44 @@ func (s *Server) windowsError(w http.ResponseWriter, t Table, name, msg string) 
 		}
 		list = append(list, p)
 	}
-	writeJSON(w, http.StatusBadRequest, map[string]any{"error": msg, "windows": list})
+	return answer{http.StatusBadRequest, map[string]any{"error": msg, "windows": list}}
 }
 
-// rangeOf answers GET /api/stats/{name}?from=…&to=…: the statistic over
-// the windows of the smallest size whose grid from and to lie on (relative
-// times are rounded down to it) and whose oldest window kept is not after
-// from. Every size on whose grid a range lies gives the same answer.
-func (s *Server) rangeOf(w http.ResponseWriter, r *http.Request, name string, t Table) {
-	q := r.URL.Query()
+func badRequest(msg string) answer {
+	return answer{http.StatusBadRequest, map[string]string{"error": msg}}
+}
+
+// rangeArgs checks a time range's arguments; now resolves relative times.
+func (s *Server) rangeArgs(name string, q url.Values, now time.Time) (from, to timeArg, err error) {
 	if len(s.windowed[name]) == 0 {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("statistic %q is not kept over windows: it has no time ranges (see /api/statistics)", name))
-		return
+		return from, to, fmt.Errorf("statistic %q is not kept over windows: it has no time ranges (see /api/statistics)", name)
 	}
-	now := time.Now()
 	if !q.Has("from") {
-		writeError(w, http.StatusBadRequest, "a time range needs from= (RFC 3339 such as 2026-12-03T10:00:00Z, or relative such as -1h); to= is optional (default: now)")
-		return
+		return from, to, errors.New("a time range needs from= (RFC 3339 such as 2026-12-03T10:00:00Z, or relative such as -1h); to= is optional (default: now)")
 	}
-	from, err := parseTimeArg("from", q.Get("from"), now)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
+	if from, err = parseTimeArg("from", q.Get("from"), now); err != nil {
+		return from, to, err
 	}
-	to := timeArg{now, true} // open: up to the newest window
+	to = timeArg{now, true} // open: up to the newest window
 	if q.Has("to") {
 		if to, err = parseTimeArg("to", q.Get("to"), now); err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
-			return
+			return from, to, err
 		}
 	}
 	if !to.t.After(from.t) {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("to (%s) must be after from (%s)", to.t.Format(time.RFC3339), from.t.Format(time.RFC3339)))
-		return
+		return from, to, fmt.Errorf("to (%s) must be after from (%s)", to.t.Format(time.RFC3339), from.t.Format(time.RFC3339))
+	}
+	return from, to, nil
+}
+
+// rangeAnswer answers GET /api/stats/{name}?from=…&to=…: the statistic over
+// the windows of the smallest size whose grid from and to lie on (relative
+// times are rounded down to it) and whose oldest window kept is not after
+// from. Every size on whose grid a range lies gives the same answer.
+func (s *Server) rangeAnswer(t Table, name string, q url.Values, now time.Time) answer {
+	from, to, err := s.rangeArgs(name, q, now)
+	if err != nil {
+		return badRequest(err.Error())
 	}
 	for _, wk := range s.windowed[name] {
 		f, fok := from.aligned(wk.w.Size)
@@ -160,25 +176,44 @@ func (s *Server) rangeOf(w http.ResponseWriter, r *http.Request, name string, t 
 		}
 		ws, err := windowsOf(t, wk)
 		if err != nil {
-			s.fail(w, err)
-			return
+			return s.failed(err)
 		}
 		if oldest, ok := ws.Oldest(); ok && f.Before(oldest) {
 			continue
 		}
 		agg, n := ws.Over(f, e)
-		writeJSON(w, http.StatusOK, RangeResult{Statistic: name, From: f, To: e, WindowSeconds: int64(wk.w.Size / time.Second), Records: n, Result: agg.Result()})
-		return
+		return answer{http.StatusOK, RangeResult{Statistic: name, From: f, To: e, WindowSeconds: int64(wk.w.Size / time.Second), Records: n, Result: agg.Result()}}
 	}
 	asked := "from=" + q.Get("from")
 	if q.Has("to") {
 		asked += " to=" + q.Get("to")
 	}
-	s.windowsError(w, t, name, fmt.Sprintf("no window size of %s covers %s: an absolute time must start a window of one of its sizes, and from must not be older than that size's oldest window kept", name, asked))
+	return s.windowsError(t, name, fmt.Sprintf("no window size of %s covers %s: an absolute time must start a window of one of its sizes, and from must not be older than that size's oldest window kept", name, asked))
 }
 
-// windows answers GET /api/stats/{name}/windows?size=1h: every window of
-// that size kept, with its result.
+// windowsAnswer answers GET /api/stats/{name}/windows?size=1h: every window
+// of that size kept, with its result ("": the smallest size).
+func (s *Server) windowsAnswer(t Table, name, size string) answer {
+	wks := s.windowed[name]
+	if len(wks) == 0 {
+		return badRequest(fmt.Sprintf("statistic %q is not kept over windows (see /api/statistics)", name))
+	}
+	if size == "" {
+		size = wks[0].w.Label()
+	}
+	for _, wk := range wks {
+		if wk.w.Label() != size {
+			continue
+		}
+		ws, err := windowsOf(t, wk)
+		if err != nil {
+			return s.failed(err)
+		}
+		return answer{http.StatusOK, ws.Result()}
+	}
+	return s.windowsError(t, name, fmt.Sprintf("size=%s: %s is kept over windows of %s", size, name, strings.Join(s.windowLabels(name), ", ")))
+}
+
 func (s *Server) windows(w http.ResponseWriter, r *http.Request) {
 	name := mux.Vars(r)["name"]
 	if _, ok := s.kind(name); !ok {
@@ -190,27 +225,6 @@ func (s *Server) windows(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, notRecovered)
 		return
 	}
-	wks := s.windowed[name]
-	if len(wks) == 0 {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("statistic %q is not kept over windows (see /api/statistics)", name))
-		return
-	}
-	size := r.URL.Query().Get("size")
-	if size == "" {
-		size = wks[0].w.Label()
-	}
-	for _, wk := range wks {
-		if wk.w.Label() != size {
-			continue
-		}
-		setFreshness(w.Header(), s.fresh.status(time.Now()))
-		ws, err := windowsOf(t, wk)
-		if err != nil {
-			s.fail(w, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, ws.Result())
-		return
-	}
-	s.windowsError(w, t, name, fmt.Sprintf("size=%s: %s is kept over windows of %s", size, name, strings.Join(s.windowLabels(name), ", ")))
+	setFreshness(w.Header(), s.fresh.status(time.Now()))
+	s.windowsAnswer(t, name, r.URL.Query().Get("size")).write(w)
 }

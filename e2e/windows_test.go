@@ -5,14 +5,18 @@ import (
 	"encoding/json"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/picstats/picstats/cluster"
 	"github.com/picstats/picstats/codec"
+	"github.com/picstats/picstats/internal/await"
 	"github.com/picstats/picstats/internal/testkafka"
 	"github.com/picstats/picstats/processor"
 	"github.com/picstats/picstats/stats"
@@ -50,6 +54,11 @@ func TestWindowsAreExactOverThreeDays(t *testing.T) {
 	url := startAPI(t, cfg)
 	waitForTotal(t, url, int64(len(first)), 2*time.Minute)
 	assertEveryStatistic(t, cfg, url)
+	// A dashboard follows a day, a day's weight percentiles and the daily
+	// windows over the websocket from here on.
+	day := now.UTC().Truncate(24 * time.Hour).Add(-24 * time.Hour)
+	dayRange := "?from=" + day.Format(time.RFC3339) + "&to=" + day.Add(24*time.Hour).Format(time.RFC3339)
+	live := followTopics(t, url, "count"+dayRange, "weight_percentiles"+dayRange, "count/windows?size=1d")
 	stop()
 
 	second := timed(1000)
@@ -67,13 +76,23 @@ func TestWindowsAreExactOverThreeDays(t *testing.T) {
 		t.Errorf("count@1d: late %d, want the %d records 40 days old", daily.Late, want)
 	}
 
+	// The websocket's topics reach what REST answers, pushed as they change.
+	for _, topic := range live.topics {
+		await.True(t, time.Minute, "websocket topic "+topic+" to equal the REST answer", func() bool {
+			var want json.RawMessage
+			if _, err := getJSON(url+"/api/stats/"+topic, &want); err != nil {
+				return false
+			}
+			return live.latest(topic) == string(want)
+		})
+	}
+
 	// Ranges: the last hour (minute windows, with the minute now falls in),
 	// a whole day (hour windows: the smallest size on whose grid it lies
 	// that reaches back), and the last 24 hours (too far back for minutes).
 	// A relative range is answered from the clock of the request, so its
 	// bounds are checked by size and grid; the result over the bounds the
 	// answer gives must equal one pass.
-	day := now.UTC().Truncate(24 * time.Hour).Add(-24 * time.Hour)
 	for _, c := range []struct {
 		query         string
 		from          time.Time // zero for a relative range
@@ -168,4 +187,69 @@ func record(r *kgo.Record) *stats.Record {
 		rec.Registration = reg
 	}
 	return rec
+}
+
+// topicFollower keeps the latest value of each websocket topic it
+// subscribed to.
+type topicFollower struct {
+	topics []string
+	mu     sync.Mutex
+	values map[string]string
+}
+
+func (f *topicFollower) latest(topic string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.values[topic]
+}
+
+// followTopics subscribes a websocket client of the API at url to topics
+// and follows them until the test ends; an error message fails the test.
+func followTopics(t *testing.T, url string, topics ...string) *topicFollower {
+	t.Helper()
+	conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(url, "http")+"/api/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(time.Minute))
+	if _, _, err := conn.ReadMessage(); err != nil { // the snapshot of the default topics
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Time{})
+	if err := conn.WriteJSON(map[string]any{"v": 1, "type": "subscribe", "stats": topics}); err != nil {
+		t.Fatal(err)
+	}
+	f := &topicFollower{topics: topics, values: map[string]string{}}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		subscribed := false
+		for {
+			var m struct {
+				Type, Error string
+				Stats       map[string]json.RawMessage
+			}
+			if err := conn.ReadJSON(&m); err != nil {
+				return
+			}
+			if m.Type == "error" {
+				t.Errorf("websocket subscription refused: %s", m.Error)
+				return
+			}
+			subscribed = subscribed || m.Type == "snapshot"
+			if !subscribed { // updates of the default topics, before the snapshot of these
+				continue
+			}
+			f.mu.Lock()
+			for k, v := range m.Stats {
+				if !slices.Contains(topics, k) {
+					t.Errorf("websocket sent topic %q, not subscribed to", k)
+				}
+				f.values[k] = string(v)
+			}
+			f.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() { conn.Close(); <-done })
+	return f
 }

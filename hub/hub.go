@@ -1,8 +1,8 @@
 // Package hub fans statistic results out to websocket clients: a snapshot
 // of every statistic on connect, then coalesced updates, with a rate cap,
-// per-client buffers that drop slow clients, pings, and a bounded
-// shutdown. It knows nothing of Kafka or of picstats' statistics: a result
-// is a name and a JSON value.
+// subscriptions, per-client buffers that drop slow clients, pings, and a
+// bounded shutdown. It knows nothing of Kafka or of picstats' statistics: a
+// result is a topic name and a JSON value.
 package hub
 
 import (
@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"net"
@@ -32,6 +33,19 @@ import (
 //
 //	{"v":1,"type":"snapshot","stats":{"<name>":<result>,...}}   first, every statistic published so far
 //	{"v":1,"type":"update","stats":{"<name>":<result>,...}}     then only the statistics that changed
+//	{"v":1,"type":"error","error":"..."}                        a subscription refused
+//
+// Subscriptions: a client that says nothing gets the topics of Publish, the
+// default ones. A client may instead send
+//
+//	{"v":1,"type":"subscribe","stats":["<topic>",...]}
+//
+// to get exactly those topics: default ones and on-demand ones, whose values
+// come from Offer and exist only while some client wants them (Demanded).
+// The hub answers with a snapshot of those topics and from then on sends
+// only their updates; "stats" left out goes back to the default topics. A
+// subscription the hub's Subscriptions refuses is answered with an error
+// message and changes nothing.
 //
 // Rate cap: Publish only records the latest result. The hub sends at most one
 // update per flush interval (WithFlushInterval, 100ms by default), carrying
@@ -59,12 +73,21 @@ type Hub struct {
 	logger        *slog.Logger
 	upgrader      websocket.Upgrader
 
+	subs Subscriptions
+
 	wake chan struct{}  // a Publish happened; capacity 1, so signals merge
 	wg   sync.WaitGroup // one per client writer, for Run's shutdown
 
+	// sendMu orders what flush and a subscription queue for clients: an
+	// update for a client's old topics never follows the snapshot of its new
+	// ones. Taken before mu.
+	sendMu sync.Mutex
+
 	mu      sync.Mutex
-	seq     uint64                     // counts Publish calls; orders values against snapshots
-	latest  map[string]json.RawMessage // what a new client's snapshot holds
+	seq     uint64                     // counts Publish and Offer calls; orders values against snapshots
+	latest  map[string]json.RawMessage // default topics: what a new client's snapshot holds
+	offered map[string]json.RawMessage // on-demand topics' latest values, while demanded
+	demand  map[string]int             // subscribed topics → how many clients want them
 	dirty   map[string]published       // changed since the last flush
 	clients map[*hubClient]struct{}    // receiving updates
 	pending time.Time                  // when dirty last went from empty to not; zero while empty
@@ -105,15 +128,50 @@ func (h *Hub) Dropped(reason DropReason) uint64 {
 }
 
 type published struct {
-	value json.RawMessage
-	seq   uint64
+	value    json.RawMessage
+	seq      uint64
+	onDemand bool // from Offer: not for clients on the default topics
 }
+
+// subscription is a client's chosen topics; nil means the default ones.
+// It is never changed, only replaced.
+type subscription struct {
+	key    string // the topics, sorted, one per line: clients with the same key share messages
+	topics map[string]bool
+}
+
+func (sub *subscription) wants(name string, p published) bool {
+	if sub == nil {
+		return !p.onDemand
+	}
+	return sub.topics[name]
+}
+
+// Subscriptions decides which topics clients may subscribe to and provides
+// the values of on-demand topics.
+type Subscriptions interface {
+	// Subscribe is called, without the hub's locks, when a client asks for
+	// topics. It returns an error that says what is wrong if any of them is
+	// not one a client may have (the client's subscription then stays as it
+	// was). Otherwise it should Offer the current value of each on-demand
+	// topic it can: the hub counts them as demanded before the call and
+	// builds the client's snapshot right after it.
+	Subscribe(topics []string) error
+}
+
+// Limits of a subscription message.
+const (
+	MaxTopics      = 256
+	maxTopicLength = 512
+	maxClientFrame = 64 << 10
+)
 
 type hubClient struct {
 	conn   *websocket.Conn
 	remote string
-	since  uint64      // hub seq at registration: the snapshot already holds every value up to it
-	send   chan []byte // encoded updates for the writer
+	since  uint64        // hub seq at registration or subscription: the snapshot already holds every value up to it
+	sub    *subscription // nil: the default topics
+	send   chan []byte   // encoded updates for the writer
 
 	quitOnce sync.Once
 	quit     chan struct{} // closed when the client is dropped
@@ -184,6 +242,13 @@ func WithWriteTimeout(d time.Duration) Option {
 	}
 }
 
+// WithSubscriptions sets what checks the clients' subscriptions and
+// offers on-demand values (default: any topic may be subscribed to; only
+// values offered while it is demanded are sent).
+func WithSubscriptions(subs Subscriptions) Option {
+	return func(h *Hub) { h.subs = subs }
+}
+
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option {
 	return func(h *Hub) {
@@ -204,6 +269,8 @@ func New(opts ...Option) *Hub {
 		logger:        slog.Default(),
 		wake:          make(chan struct{}, 1),
 		latest:        map[string]json.RawMessage{},
+		offered:       map[string]json.RawMessage{},
+		demand:        map[string]int{},
 		dirty:         map[string]published{},
 		clients:       map[*hubClient]struct{}{},
 		live:          map[*hubClient]struct{}{},
@@ -238,11 +305,61 @@ func (h *Hub) Publish(name string, result json.RawMessage) {
 		h.pending = time.Now()
 	}
 	h.latest[name] = v
-	h.dirty[name] = published{v, h.seq}
+	h.dirty[name] = published{v, h.seq, false}
 	h.mu.Unlock()
 	select {
 	case h.wake <- struct{}{}:
 	default: // a flush is already due
+	}
+}
+
+// Offer records the latest value of an on-demand topic; the clients
+// subscribed to it get it with the next flush. A topic no client demands,
+// and a value equal to the one offered before, are ignored, so a caller may
+// offer what it recomputes without checking what changed.
+func (h *Hub) Offer(name string, result json.RawMessage) {
+	if !json.Valid(result) {
+		h.logger.Error("websocket hub: not offering an invalid JSON result", "topic", name)
+		return
+	}
+	h.mu.Lock()
+	if h.demand[name] == 0 || bytes.Equal(h.offered[name], result) {
+		h.mu.Unlock()
+		return
+	}
+	v := bytes.Clone(result)
+	h.seq++
+	if len(h.dirty) == 0 {
+		h.pending = time.Now()
+	}
+	h.offered[name] = v
+	h.dirty[name] = published{v, h.seq, true}
+	h.mu.Unlock()
+	select {
+	case h.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Demanded returns the topics some client is subscribed to, sorted.
+func (h *Hub) Demanded() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Sorted(maps.Keys(h.demand))
+}
+
+// want adds n (±1) clients' demand for topics; a topic no one wants any
+// more loses its offered value. The caller holds mu.
+func (h *Hub) want(sub *subscription, n int) {
+	if sub == nil {
+		return
+	}
+	for t := range sub.topics {
+		h.demand[t] += n
+		if h.demand[t] <= 0 {
+			delete(h.demand, t)
+			delete(h.offered, t)
+		}
 	}
 }
 
@@ -290,8 +407,11 @@ func (h *Hub) Run(ctx context.Context) error {
 	}
 }
 
-// flush queues one update with every changed statistic for every client.
+// flush queues one update with every changed statistic for every client
+// that wants it.
 func (h *Hub) flush() {
+	h.sendMu.Lock()
+	defer h.sendMu.Unlock()
 	h.mu.Lock()
 	if len(h.dirty) == 0 {
 		h.mu.Unlock()
@@ -302,7 +422,15 @@ func (h *Hub) flush() {
 	h.pending = time.Time{}
 	// Taken with the changes, under the same lock: a client registered after
 	// this point has a snapshot at least as new, and must not get this update.
-	targets := slices.Collect(maps.Keys(h.clients))
+	type target struct {
+		c     *hubClient
+		since uint64
+		sub   *subscription
+	}
+	targets := make([]target, 0, len(h.clients))
+	for c := range h.clients {
+		targets = append(targets, target{c, c.since, c.sub})
+	}
 	h.mu.Unlock()
 
 	oldest := uint64(0)
@@ -311,28 +439,40 @@ func (h *Hub) flush() {
 			oldest = p.seq
 		}
 	}
-	var shared []byte // the update for clients older than every change: nearly all
-	for _, c := range targets {
+	// The update of clients older than every change, per subscription:
+	// nearly every client shares one.
+	shared := map[string][]byte{}
+	for _, t := range targets {
 		var msg []byte
-		if c.since < oldest {
-			if shared == nil {
-				shared = h.encode("update", changed, 0)
+		if t.since < oldest {
+			key := "\x00default"
+			if t.sub != nil {
+				key = t.sub.key
 			}
-			msg = shared
+			var ok bool
+			if msg, ok = shared[key]; !ok {
+				msg = h.encode("update", changed, 0, t.sub)
+				shared[key] = msg
+			}
 		} else {
 			// Registered during this interval: its snapshot holds some of
 			// these values already; send only the newer ones, if any.
-			msg = h.encode("update", changed, c.since)
+			msg = h.encode("update", changed, t.since, t.sub)
 		}
-		if msg == nil {
-			continue
+		if msg != nil {
+			h.queue(t.c, msg)
 		}
-		select {
-		case c.send <- msg:
-		default:
-			h.drop(c, DropTooSlow, websocket.CloseTryAgainLater,
-				fmt.Sprintf("too slow: %d updates queued", cap(c.send)))
-		}
+	}
+}
+
+// queue hands a message to the client's writer, or drops the client if its
+// queue is full.
+func (h *Hub) queue(c *hubClient, msg []byte) {
+	select {
+	case c.send <- msg:
+	default:
+		h.drop(c, DropTooSlow, websocket.CloseTryAgainLater,
+			fmt.Sprintf("too slow: %d updates queued", cap(c.send)))
 	}
 }
 
@@ -342,12 +482,12 @@ type hubMessage struct {
 	Stats map[string]json.RawMessage `json:"stats"`
 }
 
-// encode returns the message for the changes published after seq since, or
-// nil if there are none.
-func (h *Hub) encode(typ string, changed map[string]published, since uint64) []byte {
+// encode returns the message for the changes published after seq since
+// that sub wants, or nil if there are none.
+func (h *Hub) encode(typ string, changed map[string]published, since uint64, sub *subscription) []byte {
 	stats := make(map[string]json.RawMessage, len(changed))
 	for name, p := range changed {
-		if p.seq > since {
+		if p.seq > since && sub.wants(name, p) {
 			stats[name] = p.value
 		}
 	}
@@ -457,6 +597,7 @@ func (h *Hub) drop(c *hubClient, kind DropReason, code int, reason string) {
 				h.dropped[i].Add(1)
 			}
 		}
+		h.want(c.sub, -1)
 	}
 	delete(h.clients, c)
 	n := len(h.clients)
@@ -468,19 +609,20 @@ func (h *Hub) drop(c *hubClient, kind DropReason, code int, reason string) {
 	})
 }
 
-// read discards what the client sends, which makes gorilla process control
-// frames (pong, close), and drops the client when the connection fails or
-// stops answering pings.
+// read handles what the client sends — subscriptions, and the control
+// frames gorilla processes while reading (pong, close) — and drops the
+// client when the connection fails or stops answering pings.
 func (h *Hub) read(c *hubClient) {
 	defer close(c.readDone)
 	pongWait := h.pingInterval * 5 / 2
-	c.conn.SetReadLimit(4096) // clients have nothing to say
+	c.conn.SetReadLimit(maxClientFrame)
 	_ = c.conn.SetReadDeadline(time.Now().Add(pongWait))
 	c.conn.SetPongHandler(func(string) error {
 		return c.conn.SetReadDeadline(time.Now().Add(pongWait))
 	})
 	for {
-		if _, _, err := c.conn.NextReader(); err != nil {
+		typ, r, err := c.conn.NextReader()
+		if err != nil {
 			var reason string
 			kind := DropError
 			var ne net.Error
@@ -495,7 +637,99 @@ func (h *Hub) read(c *hubClient) {
 			h.drop(c, kind, 0, reason)
 			return
 		}
+		if typ != websocket.TextMessage {
+			continue
+		}
+		if err := h.handle(c, r); err != nil {
+			h.queue(c, h.errorMessage(err))
+		}
 	}
+}
+
+// clientMessage is what a client may send.
+type clientMessage struct {
+	V     int       `json:"v"`
+	Type  string    `json:"type"`
+	Stats *[]string `json:"stats"` // nil: the default topics
+}
+
+// handle carries out one message of the client.
+func (h *Hub) handle(c *hubClient, r io.Reader) error {
+	var m clientMessage
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&m); err != nil {
+		return fmt.Errorf(`not a message this server understands (%v): send {"v":1,"type":"subscribe","stats":["<topic>",...]}`, err)
+	}
+	if m.V != 1 || m.Type != "subscribe" {
+		return fmt.Errorf(`message v=%d type=%q not understood: send {"v":1,"type":"subscribe","stats":["<topic>",...]}`, m.V, m.Type)
+	}
+	var sub *subscription
+	if m.Stats != nil {
+		topics := *m.Stats
+		if len(topics) > MaxTopics {
+			return fmt.Errorf("subscription of %d topics: at most %d", len(topics), MaxTopics)
+		}
+		sub = &subscription{topics: make(map[string]bool, len(topics))}
+		for _, t := range topics {
+			if t == "" || len(t) > maxTopicLength {
+				return fmt.Errorf("topic %.40q: want a name of 1 to %d bytes", t, maxTopicLength)
+			}
+			sub.topics[t] = true
+		}
+		sub.key = strings.Join(slices.Sorted(maps.Keys(sub.topics)), "\n")
+	}
+	return h.subscribe(c, sub)
+}
+
+// subscribe replaces the client's topics by sub's and queues the snapshot
+// of them.
+func (h *Hub) subscribe(c *hubClient, sub *subscription) error {
+	h.mu.Lock()
+	h.want(sub, 1) // before Subscribe, so that its offers are kept
+	h.mu.Unlock()
+	if sub != nil && h.subs != nil {
+		if err := h.subs.Subscribe(slices.Sorted(maps.Keys(sub.topics))); err != nil {
+			h.mu.Lock()
+			h.want(sub, -1)
+			h.mu.Unlock()
+			return err
+		}
+	}
+	h.sendMu.Lock()
+	defer h.sendMu.Unlock()
+	h.mu.Lock()
+	if _, ok := h.clients[c]; !ok { // dropped meanwhile: its demand is gone
+		h.want(sub, -1)
+		h.mu.Unlock()
+		return nil
+	}
+	h.want(c.sub, -1)
+	c.sub, c.since = sub, h.seq
+	snapshot := map[string]json.RawMessage{}
+	if sub == nil {
+		maps.Copy(snapshot, h.latest)
+	} else {
+		for t := range sub.topics {
+			if v, ok := h.latest[t]; ok {
+				snapshot[t] = v
+			} else if v, ok := h.offered[t]; ok {
+				snapshot[t] = v
+			}
+		}
+	}
+	h.mu.Unlock()
+	h.queue(c, h.marshal("snapshot", snapshot))
+	return nil
+}
+
+func (h *Hub) errorMessage(err error) []byte {
+	b, _ := json.Marshal(struct {
+		V     int    `json:"v"`
+		Type  string `json:"type"`
+		Error string `json:"error"`
+	}{1, "error", err.Error()})
+	return b
 }
 
 // write is the client's only writer (gorilla allows one): the snapshot, then

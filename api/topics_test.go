@@ -1,0 +1,187 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/picstats/picstats/codec"
+	"github.com/picstats/picstats/stats"
+	"github.com/picstats/picstats/table"
+)
+
+// windowedValue is the table value of a windowed statistic over records
+// weighing weights, with event times at.
+func windowedValue(t *testing.T, k stats.Kind, at []time.Time, weights ...int) []byte {
+	t.Helper()
+	s := k.New()
+	for i, w := range weights {
+		s.Add(&stats.Record{Registration: codec.Registration{PictureID: "p", Weight: int64(w)}, Time: at[i]})
+	}
+	agg, err := k.Encode(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v table.Value
+	if _, err := v.Apply(k, table.Snapshot{Batch: 0, Prev: -1, Final: true, Agg: agg}); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := v.MarshalBinary()
+	return b
+}
+
+// windowedTable holds count and average_weight over default windows for
+// records at the times and weights given.
+func windowedTable(t *testing.T, at []time.Time, weights ...int) mapTable {
+	t.Helper()
+	tbl := mapTable{recovered: true, values: map[string][]byte{}}
+	for _, k := range stats.WindowedKinds(stats.All(), stats.DefaultWindows) {
+		base, _, _ := strings.Cut(k.Name, "@")
+		if base == "count" || base == "average_weight" {
+			tbl.values[k.Name] = windowedValue(t, k, at, weights...)
+		}
+	}
+	return tbl
+}
+
+func newWindowedServer(t *testing.T) *Server {
+	t.Helper()
+	return New(stats.All(), slog.New(slog.DiscardHandler), WithWindows(stats.WindowedKinds(stats.All(), stats.DefaultWindows)))
+}
+
+func TestTopicsAreCheckedWhenSubscribed(t *testing.T) {
+	s := newWindowedServer(t)
+	for _, tc := range []struct {
+		topic string
+		want  string // "" valid, else a substring of the error
+	}{
+		{"count", ""},
+		{"count?from=-1h", ""},
+		{"average_weight?from=2026-12-03T10:00:00Z&to=2026-12-03T11:00:00Z", ""},
+		{"count/windows?size=1h", ""},
+		{"count/windows", ""},
+		{"median", `unknown statistic "median"`},
+		{"/api/stats/count", "want <statistic>"},
+		{"http://host/count", "want <statistic>"},
+		{"count?size=1h", `"size" is not an argument`},
+		{"count?from=-1h&from=-2h", `"from" is not an argument it takes once`},
+		{"count?to=-1h", "needs from="},
+		{"count?from=yesterday", "or a relative one"},
+		{"count?from=-1h&to=-2h", "must be after from"},
+		{"pictures?from=-1h", "not kept over windows"},
+		{"pictures/windows?size=1h", "not kept over windows"},
+	} {
+		err := s.Subscribe([]string{tc.topic})
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v, want it accepted", tc.topic, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: error %v, want one with %q", tc.topic, err, tc.want)
+		}
+	}
+}
+
+// A dashboard's session: it subscribes to a statistic, a time range and a
+// window list, gets what REST answers for each, and then every change —
+// also the one of a relative range that only the clock moves.
+func TestWebsocketTopicsAnswerAsRESTDoes(t *testing.T) {
+	now := time.Now().UTC()
+	hourAgo := now.Add(-61 * time.Minute) // in the 1h windows, not in the last hour's minutes
+	s := newWindowedServer(t)
+	first := windowedTable(t, []time.Time{now, now, hourAgo}, 100, 200, 600)
+	first.values["count"] = encoded(t, "count", codec.Registration{PictureID: "p", Weight: 1})
+	s.SetTable(first)
+	s.MarkRecovered()
+	s.publishAll(first) // as the View's runner does once it has recovered
+	ctx, cancel := context.WithCancel(context.Background())
+	hubDone := make(chan struct{})
+	go func() { defer close(hubDone); _ = s.hub.Run(ctx) }()
+	defer func() { cancel(); <-hubDone }()
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+
+	rest := func(path string) string {
+		t.Helper()
+		resp, err := http.Get(srv.URL + "/api/stats/" + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return strings.TrimSpace(string(b))
+	}
+	conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http")+"/api/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	read := func() map[string]json.RawMessage {
+		t.Helper()
+		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		var m struct {
+			Type  string
+			Error string
+			Stats map[string]json.RawMessage
+		}
+		if err := conn.ReadJSON(&m); err != nil {
+			t.Fatal(err)
+		}
+		if m.Type == "error" {
+			t.Fatalf("error message: %s", m.Error)
+		}
+		return m.Stats
+	}
+	read() // the default topics
+
+	topics := []string{"count", "average_weight?from=-1h", "count/windows?size=1h"}
+	if err := conn.WriteJSON(map[string]any{"v": 1, "type": "subscribe", "stats": topics}); err != nil {
+		t.Fatal(err)
+	}
+	snap := read()
+	if len(snap) != len(topics) {
+		t.Fatalf("snapshot of %d topics, want %d: %s", len(snap), len(topics), snap)
+	}
+	for _, tp := range topics {
+		if got, want := string(snap[tp]), rest(tp); got != want {
+			t.Errorf("%s: websocket %s, REST %s", tp, got, want)
+		}
+	}
+	if !strings.Contains(string(snap["average_weight?from=-1h"]), `"average_weight_grams":150`) {
+		t.Errorf("last hour's average %s, want 150 (the 600 g record is older)", snap["average_weight?from=-1h"])
+	}
+
+	// New records: the range and the window list change, and are sent.
+	s.SetTable(windowedTable(t, []time.Time{now, now, hourAgo, now}, 100, 200, 600, 300))
+	s.offer(s.hub.Demanded(), time.Now())
+	got := map[string]json.RawMessage{}
+	for len(got) < 2 {
+		for k, v := range read() {
+			got[k] = v
+		}
+	}
+	for _, tp := range topics[1:] {
+		if string(got[tp]) != rest(tp) {
+			t.Errorf("%s: websocket update %s, REST %s", tp, got[tp], rest(tp))
+		}
+	}
+	if _, ok := got["count"]; ok {
+		t.Errorf("count sent again though only Update publishes it: %s", got["count"])
+	}
+
+	// Nothing new: offering again sends nothing; three hours on the last
+	// hour is empty (the View's clock moved, not its table).
+	s.offer(s.hub.Demanded(), time.Now())
+	s.offer(s.hub.Demanded(), time.Now().Add(3*time.Hour))
+	upd := read()
+	if len(upd) != 1 || !strings.Contains(string(upd["average_weight?from=-1h"]), `"records":0`) {
+		t.Errorf("after the clock moved 3 hours: %s, want only the empty last hour", upd)
+	}
+}
