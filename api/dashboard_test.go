@@ -344,3 +344,101 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestDashboardTopics checks what the page subscribes to under each range
+// and how it reads a range answer, against real answers of the API.
+func TestDashboardTopics(t *testing.T) {
+	node := nodeOrSkip(t)
+	now := time.Now().UTC()
+	s := newWindowedServer(t)
+	tbl := windowedTable(t, []time.Time{now, now.Add(-2 * time.Hour)}, 100, 300)
+	s.SetTable(tbl)
+	s.MarkRecovered()
+	h := s.Handler()
+	answer := func(path string) json.RawMessage {
+		rec := get(t, h, http.MethodGet, path, nil)
+		return json.RawMessage(rec.Body.Bytes())
+	}
+	in := map[string]json.RawMessage{
+		"range":   answer("/api/stats/average_weight?from=-1h"),
+		"error":   answer("/api/stats/count?from=2000-01-01T00:00:00Z"),
+		"plain":   answer("/api/stats/count"),
+		"windows": answer("/api/stats/average_weight/windows?size=1h"),
+	}
+	const script = `
+const app = require(process.argv[1]);
+let input = "";
+process.stdin.on("data", (d) => (input += d));
+process.stdin.on("end", () => {
+  const a = JSON.parse(input);
+  process.stdout.write(JSON.stringify({
+    all: app.topicOf("count", "all", ["1m"]),
+    hour: app.topicOf("count", "1h", ["1m", "1h"]),
+    week: app.topicOf("count", "7d", ["1m"]),
+    unwindowed: app.topicOf("pictures", "24h", []),
+    chart: app.chartTopic({ stat: "count", size: "1h" }),
+    noChart: app.chartTopic({ stat: "", size: "" }),
+    range: app.unwrap(a.range),
+    error: app.unwrap(a.error),
+    plain: app.unwrap(a.plain),
+    fields: app.numericFields(a.windows),
+    sizes: [60, 3600, 86400, 7200].map(app.sizeLabel),
+  }));
+});`
+	abs, _ := filepath.Abs(filepath.Join("web", "app.js"))
+	cmd := exec.Command(node, "-e", script, abs)
+	b, _ := json.Marshal(in)
+	cmd.Stdin = bytes.NewReader(b)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node: %v\n%s", err, stderr.String())
+	}
+	var got struct {
+		All, Hour, Week, Unwindowed, Chart string
+		NoChart                            *string
+		Range                              struct {
+			Result struct {
+				AverageWeightGrams float64 `json:"average_weight_grams"`
+			}
+			Range struct{ WindowSeconds, Records int64 }
+		}
+		Error struct{ Error string }
+		Plain struct {
+			Result struct{ Registrations int64 }
+			Range  *struct{}
+		}
+		Fields []string
+		Sizes  []string
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("node said %s: %v", out, err)
+	}
+	for _, c := range [][2]string{
+		{got.All, "count"}, {got.Hour, "count?from=-1h"}, {got.Week, "count?from=-168h"},
+		{got.Unwindowed, "pictures"}, {got.Chart, "count/windows?size=1h"},
+	} {
+		if c[0] != c[1] {
+			t.Errorf("topic %q, want %q", c[0], c[1])
+		}
+	}
+	if got.NoChart != nil {
+		t.Errorf("chart topic without a statistic: %q, want null", *got.NoChart)
+	}
+	if got.Range.Result.AverageWeightGrams != 100 || got.Range.Range.WindowSeconds != 60 || got.Range.Range.Records != 1 {
+		t.Errorf("the last hour unwrapped to %+v, want the 100 g record from minute windows", got.Range)
+	}
+	if !strings.Contains(got.Error.Error, "no window size of count covers") {
+		t.Errorf("an unanswerable range unwrapped to %+v, want its error", got.Error)
+	}
+	if got.Plain.Result.Registrations != 0 || got.Plain.Range != nil {
+		t.Errorf("a plain result unwrapped to %+v, want it as it is, without a range", got.Plain)
+	}
+	if strings.Join(got.Fields, ",") != "average_weight_grams,total_weight_grams,registrations" {
+		t.Errorf("numeric fields of average_weight's windows: %v", got.Fields)
+	}
+	if strings.Join(got.Sizes, ",") != "minute,hour,day,2 hours" {
+		t.Errorf("size labels %v", got.Sizes)
+	}
+}

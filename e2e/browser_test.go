@@ -32,7 +32,9 @@ const EnvRequireBrowser = "PICSTATS_REQUIRE_BROWSER"
 // page against a running pipeline, sees the count rise without reloading,
 // sees the top pictures' thumbnails load, survives a restart of the API
 // process (the page shows the lost connection, reconnects, and shows fresh
-// numbers), and saves screenshots to e2e/browser/out/.
+// numbers), picks time ranges (each leaves out the registrations older than
+// it) and the over-time chart's statistic and window size, and saves
+// screenshots to e2e/browser/out/.
 func TestDashboardInABrowser(t *testing.T) {
 	chromium := os.Getenv("PICSTATS_CHROMIUM")
 	if chromium == "" {
@@ -65,6 +67,10 @@ func TestDashboardInABrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	startProcessor(t, cfg, processor.WithBatchSize(100))
+	// For the time ranges: registrations 40 days, 3 days and 5 hours old.
+	for _, age := range []time.Duration{40 * 24 * time.Hour, 72 * time.Hour, 5 * time.Hour} {
+		produce(t, cfg, pictureRecords(t, string(cfg.Names.Pictures), 3000, time.Now().Add(-age)))
+	}
 	feedPictures(t, cfg, 20)
 
 	bin := buildBinary(t)
@@ -122,14 +128,37 @@ func TestDashboardInABrowser(t *testing.T) {
 	t.Logf("screenshots: %s/dashboard.png, %s/dashboard-phone.png", outDir, outDir)
 }
 
-// feedPictures produces registrations of the real images at rate per second
-// until the test ends.
-func feedPictures(t *testing.T, cfg cluster.Config, rate int) {
+// pictureIDs are the ids of the real images.
+func pictureIDs(t *testing.T) []string {
 	t.Helper()
 	files, err := filepath.Glob("../images/*.jpg")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no pictures in ../images: %v", err)
 	}
+	ids := make([]string, len(files))
+	for i, f := range files {
+		ids[i] = strings.TrimSuffix(filepath.Base(f), ".jpg")
+	}
+	return ids
+}
+
+// pictureRecords are n registrations of the real images for topic, with
+// timestamp at.
+func pictureRecords(t *testing.T, topic string, n int, at time.Time) []*kgo.Record {
+	ids := pictureIDs(t)
+	rng := rand.New(rand.NewPCG(uint64(at.Unix()), 9))
+	recs := make([]*kgo.Record, n)
+	for i := range recs {
+		recs[i] = &kgo.Record{Value: codec.Encode(codec.Registration{PictureID: ids[rng.IntN(len(ids))], Weight: 20 + rng.Int64N(4980)}), Topic: topic, Timestamp: at}
+	}
+	return recs
+}
+
+// feedPictures produces registrations of the real images at rate per second
+// until the test ends.
+func feedPictures(t *testing.T, cfg cluster.Config, rate int) {
+	t.Helper()
+	ids := pictureIDs(t)
 	cl, err := cfg.Client(kgo.DefaultProduceTopic(string(cfg.Names.Pictures)))
 	if err != nil {
 		t.Fatal(err)
@@ -147,7 +176,7 @@ func feedPictures(t *testing.T, cfg cluster.Config, rate int) {
 				return
 			case <-tick.C:
 			}
-			id := strings.TrimSuffix(filepath.Base(files[rng.IntN(len(files))]), ".jpg")
+			id := ids[rng.IntN(len(ids))]
 			cl.Produce(ctx, &kgo.Record{Value: codec.Encode(codec.Registration{PictureID: id, Weight: 20 + rng.Int64N(4980)})}, nil)
 		}
 	}()

@@ -13,12 +13,28 @@
 //   anything else                              key/value list, nested objects nested
 //
 // Only #total (count) and #average (average_weight) are read by name.
+//
+// Time ranges: the range buttons subscribe the websocket to every windowed
+// statistic over that range ({"type":"subscribe","stats":["count?from=-1h",
+// ...]}); its answers ({"statistic","from","to","window_seconds","records",
+// "result"}) are drawn from "result", with the range they cover under the
+// title. A statistic kept over no windows shows its all-time result and says
+// so. The "over time" chart subscribes to one statistic's window list
+// ("count/windows?size=1h") and draws one numeric field of it per window.
 "use strict";
 
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 10000;
 const TABLE_ROWS = 20;
 const SVG_NS = "http://www.w3.org/2000/svg";
+
+// The range buttons: relative `from` of each (Go durations: no days).
+const RANGES = {
+  all: { from: null, label: "all time" },
+  "1h": { from: "-1h", label: "last hour" },
+  "24h": { from: "-24h", label: "last 24 hours" },
+  "7d": { from: "-168h", label: "last 7 days" },
+};
 
 // ---------------------------------------------------------------------------
 // Shapes and formatting: pure functions (exported for node, see the end).
@@ -109,6 +125,48 @@ function firstByRegistrations(map, n) {
   return Object.entries(map)
     .sort(([a, x], [b, y]) => regs(y) - regs(x) || (a < b ? -1 : a > b ? 1 : 0))
     .slice(0, n);
+}
+
+// topicOf is the websocket topic of a statistic under a range: the range
+// if the statistic is kept over windows, else the statistic itself.
+function topicOf(name, range, windows) {
+  const r = RANGES[range];
+  return r && r.from && windows && windows.length > 0 ? `${name}?from=${r.from}` : name;
+}
+
+// chartTopic is the topic of the chart's window list, or null.
+function chartTopic(chart) {
+  return chart && chart.stat && chart.size ? `${chart.stat}/windows?size=${encodeURIComponent(chart.size)}` : null;
+}
+
+// unwrap splits a topic's value into what a tile draws and how it came:
+// a range answer's result and range, an error, or the value itself.
+function unwrap(value) {
+  if (isObject(value) && typeof value.error === "string") return { error: value.error };
+  if (isObject(value) && "result" in value && isNumber(value.window_seconds) && "from" in value) {
+    return { result: value.result, range: { from: value.from, to: value.to, windowSeconds: value.window_seconds, records: value.records } };
+  }
+  return { result: value };
+}
+
+// numericFields lists the numeric fields of the windows' results, in the
+// order they first appear.
+function numericFields(windowsResult) {
+  const fields = [];
+  const wins = isObject(windowsResult) && Array.isArray(windowsResult.windows) ? windowsResult.windows : [];
+  for (const w of wins) {
+    if (!isObject(w) || !isObject(w.result)) continue;
+    for (const [k, v] of Object.entries(w.result)) if (isNumber(v) && !fields.includes(k)) fields.push(k);
+  }
+  return fields;
+}
+
+// sizeLabel says a window size in words.
+function sizeLabel(seconds) {
+  if (seconds % 86400 === 0) return seconds === 86400 ? "day" : `${seconds / 86400} days`;
+  if (seconds % 3600 === 0) return seconds === 3600 ? "hour" : `${seconds / 3600} hours`;
+  if (seconds % 60 === 0) return seconds === 60 ? "minute" : `${seconds / 60} minutes`;
+  return `${seconds} s`;
 }
 
 // ---------------------------------------------------------------------------
@@ -249,24 +307,34 @@ function renderBuckets(r) {
   ];
 }
 
-function renderPerMinute(r) {
-  const points = r.per_minute.filter(isObject);
-  const counts = points.map((p) => (isNumber(p.registrations) ? p.registrations : 0));
-  const max = Math.max(1, ...counts);
+// barChart draws values as SVG bars, the last one lighter (still filling);
+// points are {value, title}, first and last label the axis.
+function barChart(points, ariaLabel, first, last) {
+  const values = points.map((p) => (isNumber(p.value) ? p.value : 0));
+  const max = Math.max(1, ...values);
   const W = 600;
   const H = 150;
   const step = W / Math.max(1, points.length);
   const chart = svg("svg", { class: "minutes", viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: "none", role: "img" });
-  chart.setAttribute("aria-label", `registrations per minute over ${points.length} minutes, at most ${formatNumber(max)}`);
+  chart.setAttribute("aria-label", `${ariaLabel}, at most ${formatNumber(max)}`);
   for (const y of [0.25, 0.5, 0.75]) chart.append(svg("line", { class: "grid", x1: 0, x2: W, y1: H * y, y2: H * y }));
   points.forEach((p, i) => {
-    const h = (counts[i] / max) * (H - 4);
+    const h = (values[i] / max) * (H - 4);
     const rect = svg("rect", { x: i * step + step * 0.1, width: step * 0.8, y: H - h, height: h, class: i === points.length - 1 ? "current" : "" });
     const t = svg("title");
-    t.textContent = `${minuteLabel(p.minute)}: ${formatNumber(counts[i])}`;
+    t.textContent = p.title;
     rect.append(t);
     chart.append(rect);
   });
+  return [
+    el("div", { class: "chart-wrap" }, el("span", { class: "ymax" }, formatNumber(max)), chart),
+    el("div", { class: "axis" }, el("span", null, first || ""), el("span", null, last || "")),
+  ];
+}
+
+function renderPerMinute(r) {
+  const points = r.per_minute.filter(isObject);
+  const counts = points.map((p) => (isNumber(p.registrations) ? p.registrations : 0));
   const last = counts.length ? counts[counts.length - 1] : 0;
   const prev = counts.length > 1 ? counts[counts.length - 2] : null;
   const sum = counts.reduce((a, b) => a + b, 0);
@@ -275,10 +343,9 @@ function renderPerMinute(r) {
       el("span", null, el("b", { class: "num" }, formatNumber(last)), " this minute so far"),
       prev !== null ? el("span", null, el("b", { class: "num" }, formatNumber(prev)), " the minute before") : null,
       el("span", null, el("b", { class: "num" }, formatNumber(sum)), ` in ${points.length} min`)),
-    el("div", { class: "chart-wrap" }, el("span", { class: "ymax" }, formatNumber(max)), chart),
-    el("div", { class: "axis" },
-      el("span", null, points.length ? minuteLabel(points[0].minute) : ""),
-      el("span", null, points.length ? minuteLabel(points[points.length - 1].minute) : "")),
+    ...barChart(points.map((p, i) => ({ value: counts[i], title: `${minuteLabel(p.minute)}: ${formatNumber(counts[i])}` })),
+      `registrations per minute over ${points.length} minutes`,
+      points.length ? minuteLabel(points[0].minute) : "", points.length ? minuteLabel(points[points.length - 1].minute) : ""),
     extras(r, ["per_minute"]),
   ];
 }
@@ -286,6 +353,15 @@ function renderPerMinute(r) {
 function minuteLabel(v) {
   const d = new Date(v);
   return Number.isNaN(d.getTime()) ? String(v) : d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+// windowLabel is a window start, as precise as its size needs.
+function windowLabel(v, seconds) {
+  const d = new Date(v);
+  if (Number.isNaN(d.getTime())) return String(v);
+  if (seconds >= 86400) return d.toLocaleDateString([], { month: "short", day: "numeric" });
+  if (seconds >= 3600) return d.toLocaleString([], { month: "short", day: "numeric", hour: "2-digit" });
+  return minuteLabel(v);
 }
 
 function renderRanked(r) {
@@ -354,8 +430,12 @@ const wideShapes = new Set(["per_minute", "ranked", "pictures"]);
 // The page.
 
 const state = {
-  values: new Map(), // statistic name -> latest result
-  tiles: new Map(), // statistic name -> {section, desc, body}
+  values: new Map(), // websocket topic -> latest value
+  tiles: new Map(), // statistic name -> {section, desc, note, body}
+  windows: new Map(), // statistic name -> window sizes it is kept over ("1m", "1h", ...)
+  listed: false, // /api/statistics has been read
+  range: "all", // a key of RANGES
+  chart: { stat: "", size: "", field: "" },
   ws: null,
   backoff: BACKOFF_MIN_MS,
   retry: 0,
@@ -366,25 +446,44 @@ function ensureTile(name) {
   let t = state.tiles.get(name);
   if (t) return t;
   const desc = el("p", { class: "desc" });
+  const note = el("p", { class: "range-note" });
   const body = el("div", { class: "tile-body" });
   const section = el("section", { class: "tile", "data-stat": name, "aria-label": label(name) },
-    el("header", { class: "tile-head" }, el("h2", null, label(name)), desc), body);
-  t = { section, desc, body };
+    el("header", { class: "tile-head" }, el("h2", null, label(name)), desc, note), body);
+  t = { section, desc, note, body };
   state.tiles.set(name, t);
   document.getElementById("tiles").append(section);
   renderStat(name);
   return t;
 }
 
+// current is what a statistic's tile shows under the selected range.
+function current(name) {
+  return unwrap(state.values.get(topicOf(name, state.range, state.windows.get(name))));
+}
+
+// rangeNote says what a tile covers: the range answered, or all time.
+function rangeNote(name, cur) {
+  if (state.range === "all") return "";
+  if (!cur.range) return (state.windows.get(name) || []).length === 0 ? "all time: not kept over windows" : "";
+  const r = cur.range;
+  return `${windowLabel(r.from, r.windowSeconds)} – ${windowLabel(r.to, r.windowSeconds)} · ${sizeLabel(r.windowSeconds)} windows · ${formatNumber(r.records)} records`;
+}
+
 function renderStat(name) {
   const t = state.tiles.get(name);
   if (!t) return;
-  const value = state.values.get(name);
-  const shape = shapeOf(value);
+  const cur = current(name);
+  const value = cur.result;
+  const shape = cur.error ? "error" : shapeOf(value);
   t.section.dataset.shape = shape;
   t.section.classList.toggle("wide", wideShapes.has(shape));
+  t.note.textContent = rangeNote(name, cur);
+  t.note.dataset.range = cur.range ? "window" : "all";
   let nodes;
-  if (shape === "empty") {
+  if (shape === "error") {
+    nodes = [el("p", { class: "nodata" }, cur.error)];
+  } else if (shape === "empty") {
     nodes = [el("p", { class: "nodata" }, "no data yet")];
   } else {
     try {
@@ -399,10 +498,99 @@ function renderStat(name) {
 }
 
 function renderTotals() {
-  const count = state.values.get("count");
-  const avg = state.values.get("average_weight");
+  const count = current("count").result;
+  const avg = current("average_weight").result;
   document.getElementById("total").textContent = isObject(count) && isNumber(count.registrations) ? formatNumber(count.registrations) : "–";
   document.getElementById("average").textContent = isObject(avg) && isNumber(avg.average_weight_grams) ? formatGrams(avg.average_weight_grams) : "–";
+  for (const e of document.querySelectorAll(".big-range")) e.textContent = RANGES[state.range].label;
+}
+
+// renderChart draws the chart's window list: one bar per window of the
+// chosen field.
+function renderChart() {
+  const body = document.getElementById("chart");
+  const topic = chartTopic(state.chart);
+  const value = topic ? state.values.get(topic) : undefined;
+  const fields = numericFields(value);
+  const fieldSel = document.getElementById("chart-field");
+  if (!fields.includes(state.chart.field)) state.chart.field = fields[0] || "";
+  setOptions(fieldSel, fields.map((f) => [f, label(f)]), state.chart.field);
+  let nodes;
+  if (isObject(value) && typeof value.error === "string") {
+    nodes = [el("p", { class: "nodata" }, value.error)];
+  } else if (!isObject(value) || !Array.isArray(value.windows) || value.windows.length === 0 || !state.chart.field) {
+    nodes = [el("p", { class: "nodata" }, "no windows yet")];
+  } else {
+    const secs = value.window_seconds;
+    const wins = value.windows.filter(isObject);
+    const f = state.chart.field;
+    const points = wins.map((w) => ({
+      value: isObject(w.result) ? w.result[f] : null,
+      title: `${windowLabel(w.start, secs)}: ${isObject(w.result) ? formatValue(f, w.result[f]) : "–"} (${formatNumber(w.records)} records)`,
+    }));
+    nodes = [
+      ...barChart(points, `${label(f)} of ${label(state.chart.stat)} per ${sizeLabel(secs)} over ${wins.length} windows`,
+        windowLabel(wins[0].start, secs), windowLabel(wins[wins.length - 1].start, secs)),
+      el("p", { class: "chart-note" }, `${label(f)} per ${sizeLabel(secs)} · ${wins.length} windows with records` +
+        (value.late > 0 ? ` · ${formatNumber(value.late)} late records` : "")),
+    ];
+  }
+  body.dataset.windows = isObject(value) && Array.isArray(value.windows) ? String(value.windows.length) : "0";
+  morphChildren(body, el("div", null, ...nodes));
+}
+
+// setOptions makes a <select> offer [value, text] pairs, keeping selected.
+function setOptions(sel, options, selected) {
+  const want = options.map(([v]) => v).join("\n");
+  if (sel.dataset.options !== want) {
+    sel.replaceChildren(...options.map(([v, text]) => el("option", { value: v }, text)));
+    sel.dataset.options = want;
+  }
+  sel.value = selected;
+  sel.disabled = options.length === 0;
+}
+
+// setUpChart offers the statistics kept over windows and their sizes,
+// keeping the choice if it is still possible (hours of count by default).
+function setUpChart() {
+  const names = [...state.windows].filter(([, w]) => w.length > 0).map(([n]) => n);
+  if (!names.includes(state.chart.stat)) state.chart.stat = names.includes("count") ? "count" : names[0] || "";
+  const sizes = state.windows.get(state.chart.stat) || [];
+  if (!sizes.includes(state.chart.size)) state.chart.size = sizes.includes("1h") ? "1h" : sizes[0] || "";
+  setOptions(document.getElementById("chart-stat"), names.map((n) => [n, label(n)]), state.chart.stat);
+  setOptions(document.getElementById("chart-size"), sizes.map((z) => [z, "per " + sizeLabel(sizeSeconds(z))]), state.chart.size);
+  document.getElementById("over-time").hidden = names.length === 0;
+}
+
+// sizeSeconds reads a window size label ("1m", "1h", "1d", "90s").
+function sizeSeconds(z) {
+  const m = /^(\d+)([smhd])$/.exec(z);
+  return m ? Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[m[2]] : 0;
+}
+
+// subscribe asks the websocket for what the page shows: every statistic
+// under the selected range, and the chart's window list.
+function subscribe() {
+  if (!state.listed || !state.ws || state.ws.readyState !== WebSocket.OPEN) return;
+  const topics = [...state.tiles.keys()].map((n) => topicOf(n, state.range, state.windows.get(n)));
+  const chart = chartTopic(state.chart);
+  if (chart) topics.push(chart);
+  state.ws.send(JSON.stringify({ v: 1, type: "subscribe", stats: topics }));
+}
+
+function renderAll() {
+  for (const name of state.tiles.keys()) renderStat(name);
+  renderTotals();
+  renderChart();
+}
+
+function selectRange(range) {
+  if (!RANGES[range]) range = "all";
+  state.range = range;
+  for (const b of document.querySelectorAll("#ranges button")) b.setAttribute("aria-pressed", String(b.dataset.range === range));
+  if (location.hash !== "#range=" + range) history.replaceState(null, "", range === "all" ? location.pathname : "#range=" + range);
+  subscribe();
+  renderAll(); // what is known already; the snapshot of the new topics follows
 }
 
 function setConn(s, text) {
@@ -434,11 +622,16 @@ async function loadStatistics() {
       }
     }
     const container = document.getElementById("tiles");
+    state.windows = new Map(list.map((s) => [s.name, Array.isArray(s.windows) ? s.windows : []]));
     for (const s of list) {
       const t = ensureTile(s.name);
       t.desc.textContent = s.description || "";
       container.append(t.section); // in the API's order
     }
+    state.listed = true;
+    setUpChart();
+    subscribe();
+    renderAll();
   } catch (e) {
     state.listTimer = setTimeout(loadStatistics, 3000);
   }
@@ -451,24 +644,30 @@ function handleMessage(data) {
   } catch (e) {
     return;
   }
-  if (!isObject(msg) || !isObject(msg.stats)) return;
+  if (!isObject(msg) || (!isObject(msg.stats) && msg.type !== "error")) return;
   if (msg.v !== 1) {
     notice(`The server speaks version ${msg.v} of the live protocol; reload the page.`);
     return;
   }
+  if (msg.type === "error") {
+    notice(`The server refused what this page asked for: ${msg.error}`);
+    return;
+  }
   if (msg.type === "snapshot") {
-    state.values = new Map(Object.entries(msg.stats)); // everything, fresh
-    for (const name of state.values.keys()) ensureTile(name);
-    for (const name of state.tiles.keys()) renderStat(name);
+    state.values = new Map(Object.entries(msg.stats)); // everything subscribed, fresh
   } else if (msg.type === "update") {
-    for (const [name, value] of Object.entries(msg.stats)) {
-      state.values.set(name, value);
-      ensureTile(name);
-      renderStat(name);
-    }
+    for (const [topic, value] of Object.entries(msg.stats)) state.values.set(topic, value);
   } else {
     return;
   }
+  for (const topic of Object.keys(msg.stats)) {
+    const name = topic.split(/[?/]/)[0];
+    if (topic === chartTopic(state.chart)) continue;
+    ensureTile(name);
+    if (topic === topicOf(name, state.range, state.windows.get(name))) renderStat(name);
+  }
+  if (msg.type === "snapshot") for (const name of state.tiles.keys()) renderStat(name);
+  renderChart();
   renderTotals();
   const now = new Date();
   const u = document.getElementById("updated");
@@ -514,6 +713,18 @@ function reconnectLater() {
 }
 
 function start() {
+  for (const b of document.querySelectorAll("#ranges button")) b.addEventListener("click", () => selectRange(b.dataset.range));
+  const fromHash = /^#range=(.+)$/.exec(location.hash);
+  selectRange(fromHash ? fromHash[1] : "all");
+  const chartChanged = () => {
+    state.chart.stat = document.getElementById("chart-stat").value;
+    state.chart.size = document.getElementById("chart-size").value;
+    state.chart.field = document.getElementById("chart-field").value;
+    setUpChart();
+    subscribe();
+    renderChart();
+  };
+  for (const id of ["chart-stat", "chart-size", "chart-field"]) document.getElementById(id).addEventListener("change", chartChanged);
   loadStatistics();
   connect();
   // Back online, or back to a tab whose timer the browser slowed: retry now.
@@ -525,6 +736,7 @@ function start() {
 }
 
 if (typeof module === "object" && module && module.exports) {
-  module.exports = { shapeOf, rankedLists, formatNumber, formatGrams, formatValue, label, bucketLabel, firstByRegistrations };
+  module.exports = { shapeOf, rankedLists, formatNumber, formatGrams, formatValue, label, bucketLabel, firstByRegistrations,
+    topicOf, chartTopic, unwrap, numericFields, sizeLabel };
 }
 if (typeof document !== "undefined") start();
