@@ -70,6 +70,7 @@ type Server struct {
 	staleAfter     time.Duration
 	wedgedAfter    time.Duration
 	sampleInterval time.Duration
+	maxOnDemand    int // MaxOnDemandTopics
 	hubOpts        []hub.Option
 
 	metricsReg    prometheus.Registerer // WithMetrics; nil: no metrics (metrics.go)
@@ -117,7 +118,7 @@ func New(kinds []stats.Kind, logger *slog.Logger, opts ...Option) *Server {
 	s := &Server{kinds: kinds, logger: logger,
 		rendered:   make([]atomic.Pointer[[]byte], len(kinds)),
 		updates:    make([]atomic.Uint64, len(kinds)),
-		staleAfter: DefaultStaleAfter, wedgedAfter: DefaultWedgedAfter, sampleInterval: time.Second}
+		staleAfter: DefaultStaleAfter, wedgedAfter: DefaultWedgedAfter, sampleInterval: time.Second, maxOnDemand: MaxOnDemandTopics}
 	for _, o := range opts {
 		o(s)
 	}

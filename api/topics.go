@@ -26,6 +26,10 @@ import (
 // moves with the clock even when no record comes — and sent when they change.
 var _ hub.Subscriptions = (*Server)(nil)
 
+// MaxOnDemandTopics bounds the distinct time ranges and window lists all
+// clients together may be subscribed to: each is recomputed every second.
+const MaxOnDemandTopics = 256
+
 // TopicsInterval is how often the time ranges and window lists clients
 // subscribed to are recomputed; the windowed statistics they come from
 // change at most once per --window-snapshot-interval anyway.
@@ -83,8 +87,23 @@ func (s *Server) Subscribe(topics []string) error {
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
+	// The hub counts these topics as demanded already.
+	if n := s.onDemand(s.hub.Demanded()); n > s.maxOnDemand {
+		return fmt.Errorf("the server computes at most %d distinct time ranges and window lists at once, and %d are asked for: ask for fewer, or for relative ranges such as -1h, which every client shares", s.maxOnDemand, n)
+	}
 	s.offer(topics, time.Now())
 	return nil
+}
+
+// onDemand counts the time ranges and window lists among topics.
+func (s *Server) onDemand(topics []string) int {
+	n := 0
+	for _, raw := range topics {
+		if tp, err := s.parseTopic(raw); err == nil && tp.onDemand() {
+			n++
+		}
+	}
+	return n
 }
 
 // offer computes the on-demand topics among topics and offers them to the

@@ -98,16 +98,7 @@ func TestWebsocketTopicsAnswerAsRESTDoes(t *testing.T) {
 	s := newWindowedServer(t)
 	first := windowedTable(t, []time.Time{now, now, hourAgo}, 100, 200, 600)
 	first.values["count"] = encoded(t, "count", codec.Registration{PictureID: "p", Weight: 1})
-	s.SetTable(first)
-	s.MarkRecovered()
-	s.publishAll(first) // as the View's runner does once it has recovered
-	ctx, cancel := context.WithCancel(context.Background())
-	hubDone := make(chan struct{})
-	go func() { defer close(hubDone); _ = s.hub.Run(ctx) }()
-	defer func() { cancel(); <-hubDone }()
-	srv := httptest.NewServer(s.Handler())
-	defer srv.Close()
-
+	srv := serveTopics(t, s, first)
 	rest := func(path string) string {
 		t.Helper()
 		resp, err := http.Get(srv.URL + "/api/stats/" + path)
@@ -118,22 +109,10 @@ func TestWebsocketTopicsAnswerAsRESTDoes(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return strings.TrimSpace(string(b))
 	}
-	conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http")+"/api/ws", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := dialTopics(t, srv)
 	read := func() map[string]json.RawMessage {
 		t.Helper()
-		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-		var m struct {
-			Type  string
-			Error string
-			Stats map[string]json.RawMessage
-		}
-		if err := conn.ReadJSON(&m); err != nil {
-			t.Fatal(err)
-		}
+		m := readTopics(t, conn)
 		if m.Type == "error" {
 			t.Fatalf("error message: %s", m.Error)
 		}
@@ -183,5 +162,84 @@ func TestWebsocketTopicsAnswerAsRESTDoes(t *testing.T) {
 	upd := read()
 	if len(upd) != 1 || !strings.Contains(string(upd["average_weight?from=-1h"]), `"records":0`) {
 		t.Errorf("after the clock moved 3 hours: %s, want only the empty last hour", upd)
+	}
+}
+
+// serveTopics serves s over HTTP with tbl as its recovered table, its hub
+// running, until the test ends.
+func serveTopics(t *testing.T, s *Server, tbl Table) *httptest.Server {
+	t.Helper()
+	s.SetTable(tbl)
+	s.MarkRecovered()
+	s.publishAll(tbl) // as the View's runner does once it has recovered
+	ctx, cancel := context.WithCancel(context.Background())
+	hubDone := make(chan struct{})
+	go func() { defer close(hubDone); _ = s.hub.Run(ctx) }()
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(func() { cancel(); <-hubDone; srv.Close() })
+	return srv
+}
+
+func dialTopics(t *testing.T, srv *httptest.Server) *websocket.Conn {
+	t.Helper()
+	conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http")+"/api/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+type topicsMessage struct {
+	Type  string
+	Error string
+	Stats map[string]json.RawMessage
+}
+
+func readTopics(t *testing.T, conn *websocket.Conn) topicsMessage {
+	t.Helper()
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var m topicsMessage
+	if err := conn.ReadJSON(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// Clients share the ranges they ask for alike; distinct ones are bounded.
+func TestOnDemandTopicsAreBounded(t *testing.T) {
+	now := time.Now().UTC()
+	s := newWindowedServer(t)
+	s.maxOnDemand = 3
+	srv := serveTopics(t, s, windowedTable(t, []time.Time{now}, 100))
+	subscribe := func(conn *websocket.Conn, topics ...string) topicsMessage {
+		t.Helper()
+		if err := conn.WriteJSON(map[string]any{"v": 1, "type": "subscribe", "stats": topics}); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			if m := readTopics(t, conn); m.Type != "update" {
+				return m
+			}
+		}
+	}
+	var conns []*websocket.Conn
+	for range 3 {
+		c := dialTopics(t, srv)
+		readTopics(t, c) // the default topics
+		conns = append(conns, c)
+	}
+	if m := subscribe(conns[0], "count", "count?from=-1h", "count/windows?size=1h"); m.Type != "snapshot" {
+		t.Fatalf("two ranges: %+v", m)
+	}
+	if m := subscribe(conns[1], "count?from=-1h", "count/windows?size=1h", "average_weight?from=-1h"); m.Type != "snapshot" {
+		t.Fatalf("the same two and a third: %+v", m)
+	}
+	m := subscribe(conns[2], "count?from=-2h")
+	if m.Type != "error" || !strings.Contains(m.Error, "at most 3 distinct") {
+		t.Fatalf("a fourth: %+v, want it refused", m)
+	}
+	if m := subscribe(conns[2], "average_weight?from=-1h"); m.Type != "snapshot" {
+		t.Fatalf("one of the three: %+v", m)
 	}
 }
