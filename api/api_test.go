@@ -38,15 +38,25 @@ func (m mapTable) Recovered() bool { return m.recovered }
 
 func encoded(t *testing.T, name string, regs ...codec.Registration) []byte {
 	k, _ := stats.Lookup(name)
+	recs := make([]stats.Record, len(regs))
+	for i, r := range regs {
+		recs[i] = stats.Record{Registration: r}
+	}
+	return tableValue(t, k, recs...)
+}
+
+// tableValue is the table value of statistic k over recs as the processor
+// stores it: one partition's closed batch.
+func tableValue(t *testing.T, k stats.Kind, recs ...stats.Record) []byte {
+	t.Helper()
 	s := k.New()
-	for _, r := range regs {
-		s.Add(&stats.Record{Registration: r})
+	for i := range recs {
+		s.Add(&recs[i])
 	}
 	agg, err := k.Encode(s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// As the processor stores it: one partition's closed batch.
 	var v table.Value
 	if _, err := v.Apply(k, table.Snapshot{Batch: 0, Prev: -1, Final: true, Agg: agg}); err != nil {
 		t.Fatal(err)

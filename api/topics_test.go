@@ -15,28 +15,7 @@ import (
 
 	"github.com/picstats/picstats/codec"
 	"github.com/picstats/picstats/stats"
-	"github.com/picstats/picstats/table"
 )
-
-// windowedValue is the table value of a windowed statistic over records
-// weighing weights, with event times at.
-func windowedValue(t *testing.T, k stats.Kind, at []time.Time, weights ...int) []byte {
-	t.Helper()
-	s := k.New()
-	for i, w := range weights {
-		s.Add(&stats.Record{Registration: codec.Registration{PictureID: "p", Weight: int64(w)}, Time: at[i]})
-	}
-	agg, err := k.Encode(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var v table.Value
-	if _, err := v.Apply(k, table.Snapshot{Batch: 0, Prev: -1, Final: true, Agg: agg}); err != nil {
-		t.Fatal(err)
-	}
-	b, _ := v.MarshalBinary()
-	return b
-}
 
 // windowedTable holds count and average_weight over default windows for
 // records at the times and weights given.
@@ -46,7 +25,11 @@ func windowedTable(t *testing.T, at []time.Time, weights ...int) mapTable {
 	for _, k := range stats.WindowedKinds(stats.All(), stats.DefaultWindows) {
 		base, _, _ := strings.Cut(k.Name, "@")
 		if base == "count" || base == "average_weight" {
-			tbl.values[k.Name] = windowedValue(t, k, at, weights...)
+			recs := make([]stats.Record, len(weights))
+			for i, w := range weights {
+				recs[i] = stats.Record{Registration: codec.Registration{PictureID: "p", Weight: int64(w)}, Time: at[i]}
+			}
+			tbl.values[k.Name] = tableValue(t, k, recs...)
 		}
 	}
 	return tbl

@@ -300,13 +300,22 @@ func (h *Hub) Publish(name string, result json.RawMessage) {
 	}
 	v := bytes.Clone(result) // the caller may reuse its buffer
 	h.mu.Lock()
+	h.latest[name] = v
+	h.changed(name, v, false)
+	h.mu.Unlock()
+	h.wakeRun()
+}
+
+// changed marks a new value for the next flush. The caller holds mu.
+func (h *Hub) changed(name string, v json.RawMessage, onDemand bool) {
 	h.seq++
 	if len(h.dirty) == 0 {
 		h.pending = time.Now()
 	}
-	h.latest[name] = v
-	h.dirty[name] = published{v, h.seq, false}
-	h.mu.Unlock()
+	h.dirty[name] = published{v, h.seq, onDemand}
+}
+
+func (h *Hub) wakeRun() {
 	select {
 	case h.wake <- struct{}{}:
 	default: // a flush is already due
@@ -328,17 +337,10 @@ func (h *Hub) Offer(name string, result json.RawMessage) {
 		return
 	}
 	v := bytes.Clone(result)
-	h.seq++
-	if len(h.dirty) == 0 {
-		h.pending = time.Now()
-	}
 	h.offered[name] = v
-	h.dirty[name] = published{v, h.seq, true}
+	h.changed(name, v, true)
 	h.mu.Unlock()
-	select {
-	case h.wake <- struct{}{}:
-	default:
-	}
+	h.wakeRun()
 }
 
 // Demanded returns the topics some client is subscribed to, sorted.
