@@ -17,7 +17,8 @@ import (
 )
 
 // drains produces the backlog, then drains it o.runs times with the bare
-// consumer and with a processor, and prints their rates.
+// consumer and, in each run, with a processor per --windows spec, and
+// prints their rates.
 func drains(ctx context.Context, cfg cluster.Config, o *options) error {
 	start, rng, bytes := time.Now(), rand.New(rand.NewPCG(1, 2)), 0
 	err := benchkit.Produce(ctx, []kgo.Opt{kgo.SeedBrokers(cfg.Brokers...), kgo.DefaultProduceTopic(string(cfg.Names.Pictures)),
@@ -37,26 +38,38 @@ func drains(ctx context.Context, cfg cluster.Config, o *options) error {
 	}
 	fmt.Printf("backlog: %d records (%.0f bytes on average, 1%% invalid, keys null or picture_id) on %d partitions, produced in %v\n\n",
 		o.records, float64(bytes)/float64(o.records), o.partitions, time.Since(start).Round(time.Millisecond))
-	var bare, engine, wall, ratios []float64
+	// per --windows spec: the processor's rates, and its ratios to the bare
+	// consumer of the same run
+	var bare []float64
+	engine, wall, ratios := make([][]float64, len(o.configs)), make([][]float64, len(o.configs)), make([][]float64, len(o.configs))
 	for i := range o.runs {
 		b, err := benchkit.ReadAll(ctx, cfg.Brokers, string(cfg.Names.Pictures))
 		if err != nil {
 			return err
 		}
-		c := cfg
-		c.Names.Group = goka.Group(fmt.Sprintf("%sdrain-%d", c.Names.Prefix, i))
-		e, w, err := drain(ctx, c, o)
-		if err != nil {
-			return err
+		bare = append(bare, b.Rate())
+		fmt.Printf("run %d: bare consumer %9.0f records/s\n", i+1, b.Rate())
+		for j, w := range o.configs {
+			c := cfg
+			c.Names.Group = goka.Group(fmt.Sprintf("%sdrain-%d-%d", c.Names.Prefix, i, j))
+			o.windows = w.windows
+			e, t, err := drain(ctx, c, o)
+			if err != nil {
+				return fmt.Errorf("--windows %s: %w", w.spec, err)
+			}
+			fmt.Printf("  --windows %-20s processor %9.0f records/s   ratio %.2f   (start to exact result in the View: %9.0f records/s)\n",
+				w.spec, e, e/b.Rate(), t)
+			engine[j], wall[j], ratios[j] = append(engine[j], e), append(wall[j], t), append(ratios[j], e/b.Rate())
 		}
-		fmt.Printf("run %d: bare consumer %9.0f records/s   processor %9.0f records/s   ratio %.2f   (start to exact result in the View: %9.0f records/s)\n",
-			i+1, b.Rate(), e, e/b.Rate(), w)
-		bare, engine, wall, ratios = append(bare, b.Rate()), append(engine, e), append(wall, w), append(ratios, e/b.Rate())
 	}
 	// The ratio is taken within each run, as broker and machine vary
 	// between runs; its median is the figure to quote.
-	fmt.Printf("\nmedian of %d: ratio %.2f; bare consumer %.0f records/s, processor %.0f records/s, start to exact result %.0f records/s\n\n",
-		o.runs, benchkit.Median(ratios), benchkit.Median(bare), benchkit.Median(engine), benchkit.Median(wall))
+	fmt.Printf("\nmedian of %d runs: bare consumer %.0f records/s\n", o.runs, benchkit.Median(bare))
+	for j, w := range o.configs {
+		fmt.Printf("  --windows %-20s ratio %.2f; processor %.0f records/s, start to exact result %.0f records/s\n",
+			w.spec, benchkit.Median(ratios[j]), benchkit.Median(engine[j]), benchkit.Median(wall[j]))
+	}
+	fmt.Println()
 	return nil
 }
 

@@ -6,10 +6,15 @@
 // from) includes the record. bench/peers compares picstats as a process
 // with its peers; this measures the processor's own input stage.
 //
-// Usage: go run ./bench [--brokers host:port] [--records N] [--runs R] [--rate r] [--duration d] [--drainprofile f]
+// Usage: go run ./bench [--brokers host:port] [--records N] [--runs R] [--windows spec[;spec…]] [--rate r] [--duration d] [--drainprofile f]
 //
 // Without --brokers it starts the embedded broker in this process; --runs 0
-// measures latency only.
+// measures latency only. --windows gives the processor's event-time windows
+// as picstats' flag does (default: picstats' default; none: no windows);
+// with several specs, separated by semicolons, each run drains the backlog
+// with the bare consumer once and then with a processor per spec, so that
+// the ratios of a spec pair come from the same run; latency is measured per
+// spec.
 package main
 
 import (
@@ -22,6 +27,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"strings"
 	"time"
 
 	"github.com/picstats/picstats/cluster"
@@ -30,7 +36,9 @@ import (
 )
 
 type options struct {
-	brokers, drainProfile     string // drainProfile: the first processor drain's CPU profile; "" once written
+	brokers, drainProfile     string       // drainProfile: the first processor drain's CPU profile; "" once written
+	configs                   []config     // --windows
+	windows                   []stats.Kind // the windowed statistics of the processors being measured
 	records, runs, partitions int
 	rate                      float64
 	duration                  time.Duration
@@ -48,7 +56,13 @@ func main() {
 	flag.Int64Var(&o.batch, "batch-size", processor.DefaultBatchSize, "the processor's batch size")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.StringVar(&o.drainProfile, "drainprofile", "", "write a CPU profile of the first processor drain to this file")
+	windows := flag.String("windows", stats.DefaultWindowsSpec, "the processor's event-time windows, as picstats' --windows (size=retention,...; none: none);\nseveral specs separated by ; are each measured in every run, against the same bare consumer")
 	flag.Parse()
+	var err error
+	if o.configs, err = parseConfigs(*windows); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: --windows:", err)
+		os.Exit(2)
+	}
 	if *cpuProfile != "" {
 		if stop := startProfile(cpuProfile); stop != nil {
 			defer stop()
@@ -94,7 +108,11 @@ func run(ctx context.Context, o *options) error {
 			return err
 		}
 	}
-	fmt.Printf("picstats engine benchmark: %s, %d cores, %s, batch size %d\n\n", where, runtime.NumCPU(), runtime.Version(), o.batch)
+	fmt.Printf("picstats engine benchmark: %s, %d cores, %s, batch size %d\n", where, runtime.NumCPU(), runtime.Version(), o.batch)
+	for _, c := range o.configs {
+		fmt.Printf("--windows %s: %d statistics, %d of them windowed\n", c.spec, len(stats.All())+len(c.windows), len(c.windows))
+	}
+	fmt.Println()
 	cfg := cluster.Config{Brokers: brokers, Names: cluster.DefaultNames(fmt.Sprintf("bench-%d.", rand.IntN(1e6))),
 		Partitions: o.partitions, Replication: 1, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	if err := cluster.EnsureTopics(ctx, cfg); err != nil {
@@ -105,13 +123,41 @@ func run(ctx context.Context, o *options) error {
 			return fmt.Errorf("drain: %w", err)
 		}
 	}
-	if err := latency(ctx, cfg, o); err != nil {
-		return fmt.Errorf("latency: %w", err)
+	for i, w := range o.configs {
+		c := cfg // fresh topics per spec: latency's are named after the prefix
+		c.Names.Prefix = fmt.Sprintf("%sw%d.", cfg.Names.Prefix, i)
+		o.windows = w.windows
+		fmt.Printf("--windows %s, ", w.spec)
+		if err := latency(ctx, c, o); err != nil {
+			return fmt.Errorf("latency, --windows %s: %w", w.spec, err)
+		}
 	}
 	return nil
 }
 
-// newProcessor is a processor with every statistic and o's batch size.
+// config is one --windows spec and the windowed statistics it gives.
+type config struct {
+	spec    string
+	windows []stats.Kind
+}
+
+// parseConfigs reads --windows: specs separated by semicolons.
+func parseConfigs(list string) ([]config, error) {
+	var cs []config
+	for spec := range strings.SplitSeq(list, ";") {
+		spec = strings.TrimSpace(spec)
+		ws, err := stats.ParseWindows(spec)
+		if err != nil {
+			return nil, fmt.Errorf("%q: %w", spec, err)
+		}
+		cs = append(cs, config{spec: spec, windows: stats.WindowedKinds(stats.All(), ws)})
+	}
+	return cs, nil
+}
+
+// newProcessor is a processor with every statistic, o.windows (snapshotted
+// at picstats' default interval) and o's batch size.
 func newProcessor(c cluster.Config, o *options, opts ...processor.Option) (*processor.Processor, error) {
-	return processor.New(c.Names, stats.All(), c.Logger, append(opts, processor.WithBatchSize(o.batch))...)
+	opts = append(opts, processor.WithBatchSize(o.batch), processor.WithWindows(o.windows, processor.DefaultWindowInterval))
+	return processor.New(c.Names, stats.All(), c.Logger, opts...)
 }

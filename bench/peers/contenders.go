@@ -14,6 +14,7 @@ import (
 
 	"github.com/picstats/picstats/bench/internal/benchkit"
 	"github.com/picstats/picstats/cluster"
+	"github.com/picstats/picstats/stats"
 )
 
 // How each drain contender is started, and when it is done.
@@ -106,11 +107,14 @@ func (e *env) start(ctx context.Context, name, prefix, input, tag string) (*benc
 	}, err
 }
 
+// picstatsWindows is picstats' --windows in every role (peers' --windows).
+var picstatsWindows = stats.DefaultWindowsSpec
+
 // picstatsArgs are the flags of a picstats role over backlog prefix; the
 // processor creates the topics it lacks with the benchmark's partitions
 // (the api role has no --partitions).
 func picstatsArgs(role, broker, prefix, stats string, extra ...string) []string {
-	args := []string{role, "--brokers", broker, "--topic-prefix", prefix, "--stats", stats}
+	args := []string{role, "--brokers", broker, "--topic-prefix", prefix, "--stats", stats, "--windows", picstatsWindows}
 	if role == "processor" {
 		args = append(args, "--partitions", strconv.Itoa(partitions))
 	}
