@@ -60,6 +60,7 @@ type Server struct {
 	updates    []atomic.Uint64          // per kind: Update calls so far, to tell publishAll a value is already published
 	table      atomic.Pointer[Table]    // nil until the view exists
 	live       atomic.Bool              // the View has recovered once: Update publishes, REST serves
+	published  atomic.Bool              // and publishAll has given the hub every value once: /readyz may say ready
 	fresh      freshness
 	publishing atomic.Int64 // when the running publishAll started (unix ns), 0 if none runs
 	hub        *hub.Hub
@@ -238,10 +239,11 @@ func (s *Server) publish(i int, value any) {
 // SetTable sets the table to read from. RunView sets the View.
 func (s *Server) SetTable(t Table) { s.table.Store(&t) }
 
-// MarkRecovered tells the server that its table has recovered: from now on
-// Update publishes and REST serves. RunView calls it (through follow) each
-// time the View is running; tests of the routes call it themselves.
-func (s *Server) MarkRecovered() { s.live.Store(true) }
+// MarkRecovered tells the server that its table has recovered and its
+// values are published: from now on Update publishes, REST serves and
+// /readyz may answer 200. Tests of the routes call it; RunView (through
+// follow) marks the two steps apart, publishing in between.
+func (s *Server) MarkRecovered() { s.live.Store(true); s.published.Store(true) }
 
 // serving returns the table once it has recovered: REST serves it from then
 // on, current or not, and says how fresh it is in the headers.
@@ -269,7 +271,9 @@ func (s *Server) readiness(st status) (readiness, bool) {
 	}
 	t := s.table.Load()
 	switch {
-	case t == nil || !s.live.Load():
+	case t == nil || !s.live.Load() || !s.published.Load():
+		// Not ready before publishAll: a websocket client's snapshot
+		// would lack the recovered values.
 		r.Status, r.Reason = "recovering", "the view is recovering the table"
 	case !(*t).Recovered():
 		r.Status, r.Reason = "stale", "the view is reconnecting to the broker"

@@ -93,8 +93,9 @@ func (s *Server) follow(states <-chan goka.State, t Table, poke chan<- struct{})
 	go func() {
 		defer close(published)
 		for range running {
-			s.MarkRecovered()
+			s.live.Store(true) // before publishAll: Updates that come meanwhile publish themselves
 			s.publishAll(t)
+			s.published.Store(true)
 			select {
 			case poke <- struct{}{}:
 			default:
