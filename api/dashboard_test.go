@@ -299,7 +299,6 @@ func TestDashboardShapes(t *testing.T) {
 
 	want := map[string]string{
 		"weight_histogram":          "buckets",
-		"registrations_per_minute":  "per_minute",
 		"top_pictures":              "ranked",
 		"pictures":                  "pictures",
 		"count":                     "fields",
@@ -319,7 +318,7 @@ func TestDashboardShapes(t *testing.T) {
 			t.Errorf("%s: shape %q, want %q (result %s)", name, got[name], shape, mustJSON(results[name]))
 		}
 	}
-	known := map[string]bool{"empty": true, "fields": true, "buckets": true, "per_minute": true, "ranked": true, "pictures": true}
+	known := map[string]bool{"empty": true, "fields": true, "buckets": true, "ranked": true, "pictures": true}
 	for name, shape := range got {
 		if !strings.HasPrefix(name, "$") && !known[shape] {
 			t.Errorf("%s: unknown shape %q", name, shape)

@@ -7,7 +7,6 @@
 // statistic's name, so a new statistic shows up without changes here:
 //
 //   {"buckets": [...]}                         bar chart (by from_grams)
-//   {"per_minute": [...]}                      registrations-per-minute chart
 //   {"<list>": [{"picture_id": ...}, ...]}     ranked lists with thumbnails
 //   {"pictures": {"<id>": {...}, ...}}         table of the first 20 by registrations
 //   anything else                              key/value list, nested objects nested
@@ -56,7 +55,6 @@ function shapeOf(result) {
   if (result === undefined || result === null) return "empty";
   if (!isObject(result)) return "fields";
   if (Array.isArray(result.buckets)) return "buckets";
-  if (Array.isArray(result.per_minute)) return "per_minute";
   if (rankedLists(result).length > 0) return "ranked";
   if (isObject(result.pictures)) return "pictures";
   const values = Object.values(result);
@@ -332,24 +330,6 @@ function barChart(points, ariaLabel, first, last) {
   ];
 }
 
-function renderPerMinute(r) {
-  const points = r.per_minute.filter(isObject);
-  const counts = points.map((p) => (isNumber(p.registrations) ? p.registrations : 0));
-  const last = counts.length ? counts[counts.length - 1] : 0;
-  const prev = counts.length > 1 ? counts[counts.length - 2] : null;
-  const sum = counts.reduce((a, b) => a + b, 0);
-  return [
-    el("div", { class: "minutes-head" },
-      el("span", null, el("b", { class: "num" }, formatNumber(last)), " this minute so far"),
-      prev !== null ? el("span", null, el("b", { class: "num" }, formatNumber(prev)), " the minute before") : null,
-      el("span", null, el("b", { class: "num" }, formatNumber(sum)), ` in ${points.length} min`)),
-    ...barChart(points.map((p, i) => ({ value: counts[i], title: `${minuteLabel(p.minute)}: ${formatNumber(counts[i])}` })),
-      `registrations per minute over ${points.length} minutes`,
-      points.length ? minuteLabel(points[0].minute) : "", points.length ? minuteLabel(points[points.length - 1].minute) : ""),
-    extras(r, ["per_minute"]),
-  ];
-}
-
 function minuteLabel(v) {
   const d = new Date(v);
   return Number.isNaN(d.getTime()) ? String(v) : d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
@@ -419,12 +399,11 @@ function extras(r, drawn) {
 
 const renderers = {
   buckets: renderBuckets,
-  per_minute: renderPerMinute,
   ranked: renderRanked,
   pictures: renderPictures,
   fields: renderFields,
 };
-const wideShapes = new Set(["per_minute", "ranked", "pictures"]);
+const wideShapes = new Set(["ranked", "pictures"]);
 
 // ---------------------------------------------------------------------------
 // The page.
