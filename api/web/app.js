@@ -446,7 +446,8 @@ function rangeNote(name, cur) {
   if (state.range === "all") return "";
   if (!cur.range) return (state.windows.get(name) || []).length === 0 ? "all time: not kept over windows" : "";
   const r = cur.range;
-  return `${windowLabel(r.from, r.windowSeconds)} – ${windowLabel(r.to, r.windowSeconds)} · ${sizeLabel(r.windowSeconds)} windows · ${formatNumber(r.records)} records`;
+  const last = new Date(new Date(r.to).getTime() - r.windowSeconds * 1000).toISOString(); // the last window's start: labels are inclusive
+  return `${windowLabel(r.from, r.windowSeconds)} – ${windowLabel(last, r.windowSeconds)} · ${sizeLabel(r.windowSeconds)} windows · ${formatNumber(r.records)} records`;
 }
 
 function renderStat(name) {
