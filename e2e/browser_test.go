@@ -68,6 +68,7 @@ func TestDashboardInABrowser(t *testing.T) {
 	}
 	startProcessor(t, cfg, processor.WithBatchSize(100))
 	// For the time ranges: registrations 40 days, 3 days and 5 hours old.
+	keepOldRecords(t, cfg)
 	for _, age := range []time.Duration{40 * 24 * time.Hour, 72 * time.Hour, 5 * time.Hour} {
 		produce(t, cfg, pictureRecords(t, string(cfg.Names.Pictures), 3000, time.Now().Add(-age)))
 	}

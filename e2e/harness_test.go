@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/picstats/picstats/api"
@@ -167,6 +168,31 @@ func produce(t *testing.T, cfg cluster.Config, recs []*kgo.Record) {
 	defer cl.Close()
 	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
 		t.Fatalf("produce: %v", err)
+	}
+}
+
+// keepOldRecords sets retention.ms=-1 on the picture topic. Tests that
+// produce records with old event times need it on Apache Kafka, which
+// judges segments by record timestamps: a segment begun by a record older
+// than log.roll.ms (7 days) is rolled at the next append, and one whose
+// records are all older than retention.ms (7 days) can be deleted by the
+// next retention check before it is read (TestDashboardInABrowser lost its
+// 40-day-old registrations so in a CI run).
+func keepOldRecords(t *testing.T, cfg cluster.Config) {
+	t.Helper()
+	cl, err := cfg.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	forever := "-1"
+	res, err := kadm.NewClient(cl).AlterTopicConfigs(context.Background(),
+		[]kadm.AlterConfig{{Op: kadm.SetConfig, Name: "retention.ms", Value: &forever}}, string(cfg.Names.Pictures))
+	if err == nil {
+		_, err = res.On(string(cfg.Names.Pictures), nil)
+	}
+	if err != nil {
+		t.Fatalf("retention.ms=-1 on %s: %v", cfg.Names.Pictures, err)
 	}
 }
 

@@ -34,6 +34,7 @@ func TestWindowsAreExactOverThreeDays(t *testing.T) {
 	if err := cluster.EnsureTopics(context.Background(), cfg); err != nil {
 		t.Fatal(err)
 	}
+	keepOldRecords(t, cfg)
 	rng := rand.New(rand.NewPCG(17, 17))
 	now := time.Now()
 	timed := func(n int) []*kgo.Record {
