@@ -129,6 +129,17 @@ func (w *Windows) evict() {
 
 func (w *Windows) Add(r *Record) {
 	t := r.Time.UnixMilli()
+	if n := len(w.wins); n > 0 {
+		// The newest window, where a live stream's records nearly all go:
+		// latest stays in it, so nothing is evicted; no division either.
+		last := &w.wins[n-1]
+		if end := last.start + w.size; t >= last.start && t < end && w.latest < end {
+			w.latest = max(w.latest, t)
+			last.agg.Add(r)
+			last.n++
+			return
+		}
+	}
 	if t > w.latest {
 		w.latest = t
 		w.evict()
