@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -112,7 +113,7 @@ func TestWebsocketTopicsAnswerAsRESTDoes(t *testing.T) {
 		t.Fatalf("snapshot of %d topics, want %d: %s", len(snap), len(topics), snap)
 	}
 	for _, tp := range topics {
-		if got, want := string(snap[tp]), rest(tp); got != want {
+		if got, want := string(snap[tp]), rest(tp); !sameAnswer(t, got, want) {
 			t.Errorf("%s: websocket %s, REST %s", tp, got, want)
 		}
 	}
@@ -130,7 +131,7 @@ func TestWebsocketTopicsAnswerAsRESTDoes(t *testing.T) {
 		}
 	}
 	for _, tp := range topics[1:] {
-		if string(got[tp]) != rest(tp) {
+		if !sameAnswer(t, string(got[tp]), rest(tp)) {
 			t.Errorf("%s: websocket update %s, REST %s", tp, got[tp], rest(tp))
 		}
 	}
@@ -138,14 +139,41 @@ func TestWebsocketTopicsAnswerAsRESTDoes(t *testing.T) {
 		t.Errorf("count sent again though only Update publishes it: %s", got["count"])
 	}
 
-	// Nothing new: offering again sends nothing; three hours on the last
-	// hour is empty (the View's clock moved, not its table).
+	// Nothing new: offering again sends nothing of the window list; three
+	// hours on, the last hour is empty (the View's clock moved, not its
+	// table). (If a minute ends between the offers, the range's bounds move
+	// and it is sent once more.)
 	s.offer(s.hub.Demanded(), time.Now())
 	s.offer(s.hub.Demanded(), time.Now().Add(3*time.Hour))
-	upd := read()
-	if len(upd) != 1 || !strings.Contains(string(upd["average_weight?from=-1h"]), `"records":0`) {
-		t.Errorf("after the clock moved 3 hours: %s, want only the empty last hour", upd)
+	for {
+		upd := read()
+		if len(upd) != 1 || upd["average_weight?from=-1h"] == nil {
+			t.Fatalf("after the clock moved 3 hours: %s, want only the last hour", upd)
+		}
+		if strings.Contains(string(upd["average_weight?from=-1h"]), `"records":0`) {
+			break
+		}
 	}
+}
+
+// sameAnswer compares a websocket topic's value with REST's answer. A
+// relative range is resolved against each one's clock, so its from and to
+// may differ by a window if a minute ends between the two; what it holds
+// must not (the records here are not near its edges).
+func sameAnswer(t *testing.T, ws, rest string) bool {
+	t.Helper()
+	var a, b map[string]any
+	if err := json.Unmarshal([]byte(ws), &a); err != nil {
+		t.Fatalf("websocket value %s: %v", ws, err)
+	}
+	if err := json.Unmarshal([]byte(rest), &b); err != nil {
+		t.Fatalf("REST answer %s: %v", rest, err)
+	}
+	for _, m := range []map[string]any{a, b} {
+		delete(m, "from")
+		delete(m, "to")
+	}
+	return fmt.Sprint(a) == fmt.Sprint(b)
 }
 
 // serveTopics serves s over HTTP with tbl as its recovered table, its hub
