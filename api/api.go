@@ -2,7 +2,8 @@
 // goka View of the processor's group table.
 //
 //	GET /api/stats          every enabled statistic: {"<name>": <result>, ...}
-//	GET /api/stats/{name}   one statistic's result
+//	GET /api/stats/{name}   one statistic's result; with ?from=&to= over that time range (windows.go)
+//	GET /api/stats/{name}/windows?size=  every window of that size kept, with its result (windows.go)
 //	GET /api/statistics     the enabled statistics with their descriptions
 //	GET /api/ws             websocket: a snapshot of every statistic, then every change (see package hub); time ranges and window lists by subscription (topics.go)
 //	GET /api/openapi.json   the OpenAPI 3.1 description of every route and answer (openapi.go)
