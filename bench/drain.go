@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
+	"runtime/metrics"
 	"sync"
 	"time"
 
@@ -42,6 +44,7 @@ func drains(ctx context.Context, cfg cluster.Config, o *options) error {
 	// consumer of the same run
 	var bare []float64
 	engine, wall, ratios := make([][]float64, len(o.configs)), make([][]float64, len(o.configs)), make([][]float64, len(o.configs))
+	gcs := make([][]float64, len(o.configs))
 	for i := range o.runs {
 		b, err := benchkit.ReadAll(ctx, cfg.Brokers, string(cfg.Names.Pictures))
 		if err != nil {
@@ -53,21 +56,24 @@ func drains(ctx context.Context, cfg cluster.Config, o *options) error {
 			c := cfg
 			c.Names.Group = goka.Group(fmt.Sprintf("%sdrain-%d-%d", c.Names.Prefix, i, j))
 			o.windows = w.windows
-			e, t, err := drain(ctx, c, o)
+			e, t, u, err := drain(ctx, c, o)
 			if err != nil {
 				return fmt.Errorf("--windows %s: %w", w.spec, err)
 			}
 			fmt.Printf("  --windows %-20s processor %9.0f records/s   ratio %.2f   (start to exact result in the View: %9.0f records/s)\n",
 				w.spec, e, e/b.Rate(), t)
+			fmt.Printf("  %-30s %.2f CPU s per million records, GC %.1f%% of it; %.2f allocations, %.0f bytes allocated per record\n",
+				"", u.cpu/float64(o.records)*1e6, 100*u.gc/u.cpu, u.objects/float64(o.records), u.bytes/float64(o.records))
 			engine[j], wall[j], ratios[j] = append(engine[j], e), append(wall[j], t), append(ratios[j], e/b.Rate())
+			gcs[j] = append(gcs[j], u.gc/u.cpu)
 		}
 	}
 	// The ratio is taken within each run, as broker and machine vary
 	// between runs; its median is the figure to quote.
 	fmt.Printf("\nmedian of %d runs: bare consumer %.0f records/s\n", o.runs, benchkit.Median(bare))
 	for j, w := range o.configs {
-		fmt.Printf("  --windows %-20s ratio %.2f; processor %.0f records/s, start to exact result %.0f records/s\n",
-			w.spec, benchkit.Median(ratios[j]), benchkit.Median(engine[j]), benchkit.Median(wall[j]))
+		fmt.Printf("  --windows %-20s ratio %.2f; processor %.0f records/s, start to exact result %.0f records/s; GC %.1f%% of CPU\n",
+			w.spec, benchkit.Median(ratios[j]), benchkit.Median(engine[j]), benchkit.Median(wall[j]), 100*benchkit.Median(gcs[j]))
 	}
 	fmt.Println()
 	return nil
@@ -80,16 +86,16 @@ func registration(rng *rand.Rand) codec.Registration {
 
 // drain runs a processor with c's fresh group over the backlog and returns
 // records/s of its input stage from the first record fetched to the last
-// one handled (as the bare consumer is measured), and records/s from
-// starting the processor to the moment a View of the table shows the
-// exact result for every record.
-func drain(ctx context.Context, c cluster.Config, o *options) (float64, float64, error) {
+// one handled (as the bare consumer is measured), records/s from starting
+// the processor to the moment a View of the table shows the exact result
+// for every record, and what this process used meanwhile.
+func drain(ctx context.Context, c cluster.Config, o *options) (float64, float64, usage, error) {
 	if err := cluster.EnsureTopics(ctx, c); err != nil {
-		return 0, 0, err
+		return 0, 0, usage{}, err
 	}
 	ends, err := benchkit.EndOffsets(ctx, c.Brokers, string(c.Names.Pictures))
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, usage{}, err
 	}
 	complete, once := make(chan time.Time, 1), sync.Once{}
 	stopView, err := startView(ctx, c, o.batch, func(now time.Time, covered map[int32]int64) {
@@ -101,7 +107,7 @@ func drain(ctx context.Context, c cluster.Config, o *options) (float64, float64,
 		once.Do(func() { complete <- now })
 	})
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, usage{}, err
 	}
 	defer stopView()
 	var handled int64
@@ -113,7 +119,7 @@ func drain(ctx context.Context, c cluster.Config, o *options) (float64, float64,
 		handled, last = handled+int64(n), time.Now()
 	}))
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, usage{}, err
 	}
 	if stop := startProfile(&o.drainProfile); stop != nil {
 		defer stop()
@@ -121,7 +127,7 @@ func drain(ctx context.Context, c cluster.Config, o *options) (float64, float64,
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var runErr error
-	ran, start := make(chan struct{}), time.Now()
+	ran, start, before := make(chan struct{}), time.Now(), readUsage()
 	go func() { defer close(ran); runErr = p.Run(pctx, c) }()
 	var done time.Time
 	select {
@@ -129,15 +135,47 @@ func drain(ctx context.Context, c cluster.Config, o *options) (float64, float64,
 		cancel()
 		<-ran // the hook's writes happen before Run returns
 	case <-ran:
-		return 0, 0, fmt.Errorf("processor stopped: %w", runErr)
+		return 0, 0, usage{}, fmt.Errorf("processor stopped: %w", runErr)
 	case <-time.After(10 * time.Minute):
 		cancel()
 		<-ran
-		return 0, 0, fmt.Errorf("the processor did not drain the backlog in 10 minutes")
+		return 0, 0, usage{}, fmt.Errorf("the processor did not drain the backlog in 10 minutes")
 	}
+	used := readUsage().minus(before)
 	if handled != int64(o.records) {
-		return 0, 0, fmt.Errorf("the processor handled %d records, want %d", handled, o.records)
+		return 0, 0, usage{}, fmt.Errorf("the processor handled %d records, want %d", handled, o.records)
 	}
 	n := float64(o.records)
-	return n / last.Sub(first).Seconds(), n / done.Sub(start).Seconds(), nil
+	return n / last.Sub(first).Seconds(), n / done.Sub(start).Seconds(), used, nil
+}
+
+// usage is what this process used, from the runtime's own accounting: CPU
+// seconds of Go code and runtime together, of them the garbage
+// collector's, and heap allocations. The processor, its View and the
+// table stage all count (and, with the embedded broker, the broker).
+type usage struct{ cpu, gc, objects, bytes float64 }
+
+var usageMetrics = []string{"/cpu/classes/total:cpu-seconds", "/cpu/classes/idle:cpu-seconds", "/cpu/classes/gc/total:cpu-seconds",
+	"/gc/heap/allocs:objects", "/gc/heap/allocs:bytes"}
+
+func readUsage() usage {
+	runtime.GC() // the runtime updates its CPU classes at each cycle: start and end on one
+	s := make([]metrics.Sample, len(usageMetrics))
+	for i, name := range usageMetrics {
+		s[i].Name = name
+	}
+	metrics.Read(s)
+	f := func(i int) float64 {
+		if v := s[i].Value; v.Kind() == metrics.KindFloat64 {
+			return v.Float64()
+		} else if v.Kind() == metrics.KindUint64 {
+			return float64(v.Uint64())
+		}
+		return 0
+	}
+	return usage{cpu: f(0) - f(1), gc: f(2), objects: f(3), bytes: f(4)}
+}
+
+func (u usage) minus(v usage) usage {
+	return usage{u.cpu - v.cpu, u.gc - v.gc, u.objects - v.objects, u.bytes - v.bytes}
 }

@@ -84,7 +84,7 @@ func (e *env) start(ctx context.Context, name, prefix, input, tag string) (*benc
 			return nil, nil, "", func() {}, fmt.Errorf("reset: %w", err)
 		}
 		mark := benchkit.NewMarker("processor ready")
-		c, err := benchkit.Start(ctx, e.log(tag+"-picstats"), mark, e.picstats, picstatsArgs("processor", e.broker, prefix, statsList)...)
+		c, err := benchkit.Start(ctx, e.log(tag+"-picstats"), mark, e.picstats, picstatsArgs("processor", e.broker, prefix, picstatsStats)...)
 		return c, mark, string(n.Stats), func() {}, err
 	case "goka-naive": // naive.go; its output is the group table's changelog
 		group := prefix + "naive"
@@ -109,6 +109,11 @@ func (e *env) start(ctx context.Context, name, prefix, input, tag string) (*benc
 
 // picstatsWindows is picstats' --windows in every role (peers' --windows).
 var picstatsWindows = stats.DefaultWindowsSpec
+
+// picstatsStats is picstats' --stats in the drain and the recovery after it
+// (peers' --stats); the other contenders always compute statsList, which
+// any list picstats is given must include.
+var picstatsStats = statsList
 
 // picstatsArgs are the flags of a picstats role over backlog prefix; the
 // processor creates the topics it lacks with the benchmark's partitions

@@ -101,7 +101,7 @@ func (e *env) drain(ctx context.Context, n int) error {
 	if !e.o.has("recovery") {
 		return nil
 	}
-	return e.recover(ctx, fmt.Sprintf("after draining %d records", b.n), b.prefix, statsList, b.exp.count)
+	return e.recover(ctx, fmt.Sprintf("after draining %d records", b.n), b.prefix, picstatsStats, b.exp.count)
 }
 
 // drainRun runs every contender once, in order, and sets their ratios to

@@ -75,6 +75,7 @@ func main() {
 	fs.IntVar(&o.liveRate, "live-rate", 200, "records per second of the datafeed in the live phase")
 	fs.DurationVar(&o.liveDuration, "live-duration", time.Minute, "how long the live phase feeds picstats before measuring recovery")
 	fs.StringVar(&picstatsWindows, "windows", picstatsWindows, "picstats' --windows (none: no windows; the figures in BENCHMARKS.md before 2026-12-03 had none)")
+	fs.StringVar(&picstatsStats, "stats", picstatsStats, "picstats' --stats in the drain and recovery phases (all: every statistic); must include "+statsList+", which the other contenders compute")
 	fs.StringVar(&o.logs, "logs", "", "keep every child's output (and the broker's log) in this folder; by default they are removed with the scratch folder")
 	fs.Usage = func() { fmt.Fprint(fs.Output(), usage); fs.PrintDefaults() }
 	_ = fs.Parse(os.Args[1:])
