@@ -66,7 +66,7 @@ type ownedPartition struct {
 	prev  int64
 	last  int64
 	hwm   int64 // the partition's high watermark at the last fetch
-	aggs  []stats.Stat
+	aggs  *stats.Set
 	dirty bool // kinds[:fast] changed since their last snapshot
 	slow  bool // the other kinds did
 	open  *pendingBatch
@@ -163,9 +163,7 @@ func (b *batcher) add(st *ownedPartition, offset int64, rec *stats.Record, rejec
 		b.out.fail(at(st.id, st.batch, offset, fmt.Errorf("partition %d went back from batch %d to offset %d", st.id, st.batch, offset)))
 		return
 	}
-	for _, a := range st.aggs {
-		a.Add(rec)
-	}
+	st.aggs.Add(rec)
 	st.last, st.dirty, st.slow = offset, true, true
 	if rec.Rejected != "" {
 		pb := st.open
@@ -183,10 +181,7 @@ func (b *batcher) add(st *ownedPartition, offset int64, rec *stats.Record, rejec
 // begin starts batch of st; st.mu is held.
 func (b *batcher) begin(st *ownedPartition, batch, prev int64) {
 	st.batch, st.prev = batch, prev
-	st.aggs = make([]stats.Stat, len(b.kinds))
-	for i, k := range b.kinds {
-		st.aggs[i] = k.New()
-	}
+	st.aggs = stats.NewSet(b.kinds)
 	pb := &pendingBatch{batch: batch}
 	pb.acks.Store(1) // the guard: released when the batch closes
 	st.open = pb
@@ -265,8 +260,9 @@ func (b *batcher) send(st *ownedPartition, final bool, n int, done func(error)) 
 			inner(err)
 		}
 	}
+	aggs := st.aggs.Stats()
 	for i, k := range b.kinds[:n] {
-		agg, err := k.Encode(st.aggs[i])
+		agg, err := k.Encode(aggs[i])
 		if err != nil {
 			b.out.fail(err)
 			return

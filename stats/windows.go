@@ -110,13 +110,7 @@ func (w *Windows) cutoff() int64 {
 	return w.startOf(w.latest) - w.keep + w.size
 }
 
-func (w *Windows) startOf(ms int64) int64 {
-	s := ms / w.size * w.size
-	if s > ms { // before 1970: round down
-		s -= w.size
-	}
-	return s
-}
+func (w *Windows) startOf(ms int64) int64 { return floor(ms, w.size) }
 
 func (w *Windows) evict() {
 	c, i := w.cutoff(), 0
@@ -158,6 +152,28 @@ func (w *Windows) Add(r *Record) {
 	}
 	w.wins[i].agg.Add(r)
 	w.wins[i].n++
+}
+
+// addRun folds in agg, the aggregate of n records that all fall in the
+// window of start, the newest at latest (ms), as adding those records one
+// by one would: the kept windows and the late count are a function of the
+// set of records. It does not keep agg.
+func (w *Windows) addRun(start, latest, n int64, agg Stat) {
+	if latest > w.latest {
+		w.latest = latest
+		w.evict()
+	}
+	start = w.startOf(start)
+	if start < w.cutoff() {
+		w.late += n
+		return
+	}
+	i, found := slices.BinarySearchFunc(w.wins, start, func(x window, s int64) int { return cmpInt(x.start, s) })
+	if !found {
+		w.wins = slices.Insert(w.wins, i, window{start: start, agg: w.inner.New()})
+	}
+	w.wins[i].agg.Merge(agg)
+	w.wins[i].n += n
 }
 
 func cmpInt(a, b int64) int {
