@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"unicode"
+	"unsafe"
 )
 
 func TestDecode(t *testing.T) {
@@ -115,15 +116,19 @@ func FuzzDecode(f *testing.F) {
 	} {
 		f.Add([]byte(seed))
 	}
+	dec := NewDecoder() // one for every input, as the processor keeps one per partition
 	f.Fuzz(func(t *testing.T, data []byte) {
 		// The fast path must agree with encoding/json wherever it answers.
-		if fast, ferr, ok := decodeCommon(data); ok {
+		if fast, ferr, ok := decodeCommon(data, nil); ok {
 			general, gerr := decodeGeneral(data)
 			if fast != general || fmt.Sprint(ferr) != fmt.Sprint(gerr) {
 				t.Fatalf("%q: fast path (%+v, %v), general path (%+v, %v)", data, fast, ferr, general, gerr)
 			}
 		}
 		r, err := Decode(data)
+		if dr, derr := dec.Decode(data); dr != r || fmt.Sprint(derr) != fmt.Sprint(err) {
+			t.Fatalf("%q: Decoder (%+v, %v), Decode (%+v, %v)", data, dr, derr, r, err)
+		}
 		if err != nil {
 			if _, ok := ReasonOf(err); !ok {
 				t.Fatalf("error without a reason: %v", err)
@@ -139,4 +144,29 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("round trip of %+v gave %+v, %v", r, back, err)
 		}
 	})
+}
+
+// TestDecoderSharesRecurringIDs checks what a Decoder is for: a picture id
+// seen before comes back as the same string, without an allocation, also
+// after the record's bytes were overwritten.
+func TestDecoderSharesRecurringIDs(t *testing.T) {
+	dec := NewDecoder()
+	value := []byte(`{"picture_id":"000000243626","weight":1778}`)
+	first, err := dec.Decode(value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(value[len(`{"picture_id":"`):], "999999999999")
+	if first.PictureID != "000000243626" {
+		t.Fatalf("the id changed with the record's bytes: %q", first.PictureID)
+	}
+	copy(value[len(`{"picture_id":"`):], "000000243626")
+	if allocs := testing.AllocsPerRun(100, func() {
+		r, err := dec.Decode(value)
+		if err != nil || r != first || unsafe.StringData(r.PictureID) != unsafe.StringData(first.PictureID) {
+			t.Fatalf("Decode = %+v, %v; want the first result's string", r, err)
+		}
+	}); allocs != 0 {
+		t.Errorf("a recurring id costs %v allocations, want 0", allocs)
+	}
 }

@@ -5,8 +5,9 @@ import "unicode/utf8"
 // decodeCommon decodes the common form of a record: a JSON object whose
 // only members are "picture_id" with a string without escapes and "weight"
 // with an integer literal, in either order, with any JSON white space. ok is
-// false for anything else, which the general path then decodes.
-func decodeCommon(data []byte) (r Registration, err error, ok bool) {
+// false for anything else, which the general path then decodes. The
+// picture id's string comes from ids (nil: a new one).
+func decodeCommon(data []byte, ids *Decoder) (r Registration, err error, ok bool) {
 	s := scanner{b: data}
 	s.ws()
 	if !s.eat('{') {
@@ -55,7 +56,7 @@ func decodeCommon(data []byte) (r Registration, err error, ok bool) {
 		return r, nil, false
 	}
 	// The same checks, in the same order, as the general path.
-	pid := string(id)
+	pid := ids.id(id)
 	if err := checkID(pid); err != nil {
 		return r, err, true
 	}

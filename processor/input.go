@@ -167,11 +167,12 @@ func (p *Processor) handle(part int32, hwm int64, recs []*kgo.Record) {
 		}
 		p.metrics.part(part).fetched(p.metrics, len(recs), &rejected, next, hwm)
 	}()
+	dec := p.decoders.of(part)
 	p.batcher.addAll(part, hwm, func(add adder) {
 		rec := new(stats.Record)
 		for _, r := range recs {
 			*rec = stats.Record{Time: r.Timestamp}
-			reg, err := codec.Decode(r.Value)
+			reg, err := dec.Decode(r.Value)
 			if err == nil {
 				rec.Registration = reg
 				add(r.Offset, rec, "", nil)
@@ -189,6 +190,25 @@ func (p *Processor) handle(part int32, hwm int64, recs []*kgo.Record) {
 			add(r.Offset, rec, RejectionKey(r.Topic, r.Partition, r.Offset), value)
 		}
 	})
+}
+
+// decoders keeps a codec.Decoder per input partition, whose ids recur
+// fetch after fetch. A partition is handled by one goroutine at a time.
+type decoders struct {
+	mu sync.Mutex
+	m  map[int32]*codec.Decoder
+}
+
+func (d *decoders) of(part int32) *codec.Decoder {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.m[part] == nil {
+		if d.m == nil {
+			d.m = map[int32]*codec.Decoder{}
+		}
+		d.m[part] = codec.NewDecoder()
+	}
+	return d.m[part]
 }
 
 // partitionBounds returns the start and end offsets of the assigned

@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -52,6 +53,7 @@ type Processor struct {
 	fast     int           // kinds[:fast] are the plain statistics, the rest windowed (WithWindows)
 	windowed time.Duration // how often open batches of windowed statistics are snapshotted
 	batcher  *batcher
+	decoders decoders
 	hook     InputHook
 	metrics  *Metrics
 	health   health
@@ -261,7 +263,10 @@ type Rejection struct {
 
 // RejectionKey is the key of a rejected record on picture.rejected.
 func RejectionKey(topic string, partition int32, offset int64) string {
-	return fmt.Sprintf("%s/%d/%d", topic, partition, offset)
+	b := make([]byte, 0, len(topic)+24)
+	b = append(append(b, topic...), '/')
+	b = append(strconv.AppendInt(b, int64(partition), 10), '/')
+	return string(strconv.AppendInt(b, offset, 10))
 }
 
 // apply folds a snapshot from the snapshots topic into the statistic's table
