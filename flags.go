@@ -351,7 +351,7 @@ type processorFlags struct {
 
 func (g *processorFlags) register(fs *flag.FlagSet) {
 	fs.Int64Var(&g.batchSize, "batch-size", processor.DefaultBatchSize, "input offsets per micro-batch: commits happen at batch boundaries")
-	fs.DurationVar(&g.snapshotInterval, "snapshot-interval", processor.DefaultSnapshotInterval, "how often open batches are sent to the table (latency)")
+	fs.DurationVar(&g.snapshotInterval, "snapshot-interval", processor.DefaultSnapshotInterval, "the least time between two snapshots of a partition's open batch; one with news is sent\nas soon as the previous is acknowledged and this old (bounds the table's write rate)")
 	fs.DurationVar(&g.windowInterval, "window-snapshot-interval", processor.DefaultWindowInterval, "how often open batches of the windowed statistics are sent to the table\n(their values hold every window kept: each write costs more)")
 	fs.StringVar(&g.metricsAddr, "metrics-addr", "", "HTTP listen `address` of the processor's /metrics, /healthz and /readyz (e.g. :9100); empty: none")
 }

@@ -317,7 +317,7 @@ func TestBadWindowFlagsSayWhatToFix(t *testing.T) {
 		{[]string{"api", "--windows", "1h=48h,1h=24h"}, "given twice"},
 		{[]string{"api", "--windows", "0s=1h"}, "at least 1s"},
 		{[]string{"all", "--windows", "1d=xd"}, "whole number of days"},
-		{[]string{"processor", "--window-snapshot-interval", "5ms"}, "want at least --snapshot-interval"},
+		{[]string{"processor", "--window-snapshot-interval", "2ms"}, "want at least --snapshot-interval"},
 	} {
 		var stderr bytes.Buffer
 		code := run(append(c.args, "--log-level=error"), io.Discard, &stderr)

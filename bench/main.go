@@ -43,6 +43,7 @@ type options struct {
 	rate                      float64
 	duration                  time.Duration
 	batch                     int64
+	interval                  time.Duration
 }
 
 func main() {
@@ -54,6 +55,7 @@ func main() {
 	flag.Float64Var(&o.rate, "rate", 200, "records/s for the latency run")
 	flag.DurationVar(&o.duration, "duration", 20*time.Second, "length of the latency run")
 	flag.Int64Var(&o.batch, "batch-size", processor.DefaultBatchSize, "the processor's batch size")
+	flag.DurationVar(&o.interval, "snapshot-interval", processor.DefaultSnapshotInterval, "the processor's snapshot interval")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.StringVar(&o.drainProfile, "drainprofile", "", "write a CPU profile of the first processor drain to this file")
 	windows := flag.String("windows", stats.DefaultWindowsSpec, "the processor's event-time windows, as picstats' --windows (size=retention,...; none: none);\nseveral specs separated by ; are each measured in every run, against the same bare consumer")
@@ -156,8 +158,9 @@ func parseConfigs(list string) ([]config, error) {
 }
 
 // newProcessor is a processor with every statistic, o.windows (snapshotted
-// at picstats' default interval) and o's batch size.
+// at picstats' default interval), o's batch size and snapshot interval.
 func newProcessor(c cluster.Config, o *options, opts ...processor.Option) (*processor.Processor, error) {
-	opts = append(opts, processor.WithBatchSize(o.batch), processor.WithWindows(o.windows, processor.DefaultWindowInterval))
+	opts = append(opts, processor.WithBatchSize(o.batch), processor.WithSnapshotInterval(o.interval),
+		processor.WithWindows(o.windows, max(o.interval, processor.DefaultWindowInterval)))
 	return processor.New(c.Names, stats.All(), c.Logger, opts...)
 }

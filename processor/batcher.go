@@ -36,6 +36,7 @@ type batcher struct {
 
 	mu    sync.RWMutex
 	parts map[int32]*ownedPartition
+	news  chan struct{} // a partition has news and no open snapshot in flight: flush now
 }
 
 // outputs are where a batcher's results go.
@@ -52,7 +53,8 @@ type outputs struct {
 // snapshotted at every flush, those of the rest (windowed statistics,
 // whose table values are larger) only at the flushes run marks as full.
 func newBatcher(kinds []stats.Kind, fast int, size int64, out outputs, metrics *Metrics, logger *slog.Logger) *batcher {
-	return &batcher{kinds: kinds, fast: fast, size: size, out: out, metrics: metrics, logger: logger, parts: map[int32]*ownedPartition{}}
+	return &batcher{kinds: kinds, fast: fast, size: size, out: out, metrics: metrics, logger: logger, parts: map[int32]*ownedPartition{},
+		news: make(chan struct{}, 1)}
 }
 
 // ownedPartition is the open batch of one input partition this instance
@@ -70,6 +72,9 @@ type ownedPartition struct {
 	dirty bool // kinds[:fast] changed since their last snapshot
 	slow  bool // the other kinds did
 	open  *pendingBatch
+	full  bool        // a full flush is due: the next open snapshot includes the other kinds
+	sent  time.Time   // when the last open snapshot was sent
+	busy  atomic.Bool // an open snapshot is not yet acknowledged
 
 	pendMu  sync.Mutex // never held while sending: acks arrive on the producers' goroutines
 	pending []*pendingBatch
@@ -142,6 +147,17 @@ func (b *batcher) addAll(p int32, hwm int64, fill func(add adder)) {
 	fill(func(offset int64, rec *stats.Record, rejectKey string, rejectValue []byte) {
 		b.add(st, offset, rec, rejectKey, rejectValue)
 	})
+	if st.dirty && !st.busy.Load() {
+		b.poke()
+	}
+}
+
+// poke asks run to flush now.
+func (b *batcher) poke() {
+	select {
+	case b.news <- struct{}{}:
+	default: // a flush is asked for already
+	}
 }
 
 // add is an adder for st; st.mu is held.
@@ -214,32 +230,48 @@ func (b *batcher) ack(st *ownedPartition, pb *pendingBatch) {
 	}
 }
 
-// flush sends a snapshot of every open batch that changed since the last,
+// flush sends a snapshot of every open batch that changed since the last
+// and whose last open snapshot is acknowledged and at least gap old,
 // unless its partition is at least a batch behind its high watermark: then
 // the batch closes soon anyway, and open snapshots of a backlog would only
 // load the table stage with values that are replaced at once. A flush that
 // is not full snapshots only kinds[:fast].
-func (b *batcher) flush(full bool) {
+//
+// Waiting for the acknowledgement coalesces the records that arrive
+// meanwhile into the next snapshot; gap bounds how many snapshots a
+// partition sends a second (and so the table's changelog traffic) when
+// acknowledgements come fast.
+func (b *batcher) flush(full bool, gap time.Duration) {
 	b.mu.RLock()
 	parts := make([]*ownedPartition, 0, len(b.parts))
 	for _, st := range b.parts {
 		parts = append(parts, st)
 	}
 	b.mu.RUnlock()
+	now := time.Now()
 	for _, st := range parts {
 		st.mu.Lock()
+		st.full = st.full || full // kept until a snapshot goes: a busy partition must not starve the others' windows
 		n := b.fast
-		if full && st.slow {
+		if st.full && st.slow {
 			n = len(b.kinds)
 		}
-		if (st.dirty || n > b.fast) && st.hwm-st.last-1 < b.size {
+		if (st.dirty || n > b.fast) && st.hwm-st.last-1 < b.size && !st.busy.Load() && now.Sub(st.sent) >= gap {
 			if b.metrics != nil {
 				b.metrics.openFlushes.Inc()
 			}
-			batch := st.batch
+			batch, left := st.batch, new(atomic.Int64)
+			left.Store(int64(n))
+			st.busy.Store(true)
+			st.sent = now
 			b.send(st, false, n, func(err error) {
 				if err != nil {
 					b.out.fail(at(st.id, batch, -1, fmt.Errorf("snapshot of partition %d not stored: %w", st.id, err)))
+					return
+				}
+				if left.Add(-1) == 0 {
+					st.busy.Store(false)
+					b.poke() // news that came meanwhile goes now
 				}
 			})
 		}
@@ -272,7 +304,7 @@ func (b *batcher) send(st *ownedPartition, final bool, n int, done func(error)) 
 	}
 	st.dirty = false
 	if n == len(b.kinds) {
-		st.slow = false
+		st.slow, st.full = false, false
 	}
 }
 
@@ -298,21 +330,24 @@ func (b *batcher) commitAcknowledged(st *ownedPartition) {
 	}
 }
 
-// run flushes open batches every interval, fully at least every
-// fullInterval, until stop is closed, storing the time of each flush (unix
-// ns) in beat, the watchdog's input.
+// run flushes open batches when a partition has news (see flush), and
+// every interval, fully at least every fullInterval, until stop is closed,
+// storing the time of each round (unix ns) in beat, the watchdog's input.
 func (b *batcher) run(interval, fullInterval time.Duration, stop <-chan struct{}, beat *atomic.Int64) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	defer beat.Store(0)
 	every := max(1, int(fullInterval/interval))
-	for tick := 1; ; tick++ {
+	for tick := 1; ; {
 		beat.Store(time.Now().UnixNano())
 		select {
 		case <-stop:
 			return
+		case <-b.news:
+			b.flush(false, interval)
 		case <-t.C:
-			b.flush(tick%every == 0)
+			b.flush(tick%every == 0, interval)
+			tick++
 		}
 	}
 }

@@ -6,8 +6,10 @@ import (
 	"maps"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/lovoo/goka"
 
@@ -214,5 +216,70 @@ func TestCommitterKeepsTheHighestOffset(t *testing.T) {
 	case got := <-calls:
 		t.Fatalf("committed %v after stop", got)
 	default:
+	}
+}
+
+// TestOpenSnapshotsWaitForTheirAcknowledgement checks how open snapshots
+// are paced: news while a partition's open snapshot is unacknowledged goes
+// into the next one, which is due (the batcher is woken) as soon as the
+// acknowledgement comes, and no sooner than the interval after the last.
+func TestOpenSnapshotsWaitForTheirAcknowledgement(t *testing.T) {
+	count, _ := stats.Lookup("count")
+	held := newHeldProducer("snapshots")
+	b := newBatcher([]stats.Kind{count}, 1, 100, outputs{snapshots: "snapshots", producer: held,
+		commit: func(int32, int64) {}, fail: func(err error) { t.Errorf("batcher: %v", err) }}, nil, slog.New(slog.DiscardHandler))
+	b.assign(map[int32]int64{0: -1})
+	rec := stats.Record{Registration: codec.Registration{PictureID: "a", Weight: 5}, Time: time.Now()}
+	add := func(offset int64) { b.addAll(0, offset+1, func(add adder) { add(offset, &rec, "", nil) }) }
+	woken := func() bool {
+		select {
+		case <-b.news:
+			return true
+		default:
+			return false
+		}
+	}
+	emitted := func() []int64 { // the Last of every snapshot emitted so far
+		held.mu.Lock()
+		defer held.mu.Unlock()
+		var lasts []int64
+		for _, s := range held.emits {
+			lasts = append(lasts, s.Last)
+		}
+		return lasts
+	}
+
+	add(0)
+	if !woken() {
+		t.Fatal("a record did not wake the batcher")
+	}
+	b.flush(false, 0)
+	add(1)
+	add(2)
+	if woken() {
+		t.Error("news woke the batcher while an open snapshot was unacknowledged")
+	}
+	b.flush(false, 0)
+	if got := emitted(); !slices.Equal(got, []int64{0}) {
+		t.Fatalf("snapshots up to offsets %v, want [0]: a second one while the first was in flight", got)
+	}
+	for _, done := range held.take() {
+		done(nil)
+	}
+	if !woken() {
+		t.Fatal("the acknowledgement did not wake the batcher for the news that came meanwhile")
+	}
+	b.flush(false, 0)
+	if got := emitted(); !slices.Equal(got, []int64{0, 2}) {
+		t.Fatalf("snapshots up to offsets %v, want [0 2]", got)
+	}
+	for _, done := range held.take() {
+		done(nil)
+	}
+	woken()
+	add(3)
+	b.flush(false, time.Hour)
+	if got := emitted(); len(got) != 2 {
+		t.Fatalf("snapshots up to offsets %v: one sooner than the interval after the last", got)
 	}
 }

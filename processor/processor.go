@@ -69,8 +69,11 @@ type Option func(*Processor)
 // read again (and counted once).
 func WithBatchSize(n int64) Option { return func(p *Processor) { p.batch = n } }
 
-// WithSnapshotInterval sets how often open batches are snapshotted: the
-// main part of the latency from a registration to the API.
+// WithSnapshotInterval sets the least time between two snapshots of a
+// partition's open batch. A batch with news is snapshotted as soon as its
+// previous snapshot is acknowledged and this much older (batcher.flush):
+// the interval bounds the table's write rate, and adds to the latency
+// from a registration to the API only while records arrive faster.
 func WithSnapshotInterval(d time.Duration) Option { return func(p *Processor) { p.interval = d } }
 
 // WithWindows adds windowed statistics (stats.WindowedKinds) to those New
@@ -104,7 +107,7 @@ func WithMetrics(m *Metrics) Option { return func(p *Processor) { p.metrics = m 
 // Defaults of the options.
 const (
 	DefaultBatchSize        = 10_000
-	DefaultSnapshotInterval = 20 * time.Millisecond
+	DefaultSnapshotInterval = 5 * time.Millisecond
 )
 
 // New returns a processor for the given statistics.

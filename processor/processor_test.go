@@ -55,7 +55,7 @@ func startTester(t *testing.T, kinds []stats.Kind, opts ...Option) (tt *tester.T
 		p.handle(0, r.Offset+1, []*kgo.Record{r})
 		tt.Catchup()
 	}
-	return tt, names, consume, func() { p.batcher.flush(true); tt.Catchup() }
+	return tt, names, consume, func() { p.batcher.flush(true, 0); tt.Catchup() }
 }
 
 // testBatcher is a batcher that sends its snapshots and rejected records to
@@ -236,7 +236,7 @@ func TestRecordsOfUnownedPartitionsAreDropped(t *testing.T) {
 	b.addAll(1, 16, func(add adder) { add(15, &rec, "", nil) })
 	b.revoke([]int32{0})
 	b.addAll(0, 4, func(add adder) { add(3, &rec, "", nil) })
-	b.flush(true)
+	b.flush(true, 0)
 	if n := tt.NewQueueTracker(string(names.Snapshots())).Hwm(); n != 0 {
 		t.Fatalf("%d snapshots sent for partitions the batcher does not own", n)
 	}
@@ -254,7 +254,7 @@ func TestNoOpenSnapshotsWhileFarBehind(t *testing.T) {
 	rec := stats.Record{Registration: codec.Registration{PictureID: "a", Weight: 5}}
 
 	b.addAll(0, 1000, func(add adder) { add(0, &rec, "", nil) }) // 999 records behind
-	b.flush(true)
+	b.flush(true, 0)
 	if n := snapshots.Hwm(); n != 0 {
 		t.Fatalf("%d snapshots sent for a partition far behind its high watermark", n)
 	}
@@ -263,7 +263,7 @@ func TestNoOpenSnapshotsWhileFarBehind(t *testing.T) {
 	if closed != int64(len(stats.All())) {
 		t.Fatalf("closing a batch sent %d snapshots, want a final one per statistic", closed)
 	}
-	b.flush(true)
+	b.flush(true, 0)
 	if n := snapshots.Hwm() - closed; n != int64(len(stats.All())) {
 		t.Fatalf("%d open snapshots sent for a partition within a batch of its high watermark, want one per statistic", n)
 	}
@@ -298,10 +298,10 @@ func TestWindowedStatisticsAreSnapshottedAtFullFlushes(t *testing.T) {
 		do   func()
 		want int64 // 1: count; 2: count and count@1h
 	}{
-		{"a flush after a record", func() { b.addAll(0, 2, func(add adder) { add(0, &rec, "", nil) }); b.flush(false) }, 1},
-		{"a flush without news", func() { b.flush(false) }, 0},
-		{"a full flush", func() { b.flush(true) }, 2},
-		{"a full flush without news", func() { b.flush(true) }, 0},
+		{"a flush after a record", func() { b.addAll(0, 2, func(add adder) { add(0, &rec, "", nil) }); b.flush(false, 0) }, 1},
+		{"a flush without news", func() { b.flush(false, 0) }, 0},
+		{"a full flush", func() { b.flush(true, 0) }, 2},
+		{"a full flush without news", func() { b.flush(true, 0) }, 0},
 		{"closing the batch", func() { b.addAll(0, 12, func(add adder) { add(11, &rec, "", nil) }) }, 2},
 	}
 	for _, s := range steps {
