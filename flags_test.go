@@ -148,7 +148,7 @@ func TestRolesParseValidValues(t *testing.T) {
 			expect(t, "key", o.feed.Key, datafeed.KeyNone)
 			expect(t, "stats", len(o.stats), len(stats.All()))
 			expect(t, "batch size", o.batchSize, int64(10_000))
-			expect(t, "snapshot interval", o.snapshotInterval, 20*time.Millisecond)
+			expect(t, "snapshot interval", o.snapshotInterval, 5*time.Millisecond)
 			expect(t, "stale after", o.staleAfter, 3*time.Second)
 			expect(t, "wedged after", o.wedgedAfter, 30*time.Second)
 			expect(t, "metrics addr (none)", o.metricsAddr, "")
