@@ -28,8 +28,10 @@ import (
 // table.Value.Apply makes repeated and stale snapshots harmless.
 type batcher struct {
 	kinds   []stats.Kind
-	fast    int   // kinds[:fast] are snapshotted every interval, the windowed rest less often (run)
-	size    int64 // N, records per batch
+	all     []int         // 0 … len(kinds)-1: every kind, as final snapshots carry them
+	fast    int           // kinds[:fast] are the plain statistics, the windowed rest is snapshotted less often (flush)
+	large   []atomic.Bool // kinds[i]'s last snapshot was larger than largeSnapshot
+	size    int64         // N, records per batch
 	out     outputs
 	logger  *slog.Logger
 	metrics *Metrics // nil: not counted (tests)
@@ -53,8 +55,12 @@ type outputs struct {
 // snapshotted at every flush, those of the rest (windowed statistics,
 // whose table values are larger) only at the flushes run marks as full.
 func newBatcher(kinds []stats.Kind, fast int, size int64, out outputs, metrics *Metrics, logger *slog.Logger) *batcher {
-	return &batcher{kinds: kinds, fast: fast, size: size, out: out, metrics: metrics, logger: logger, parts: map[int32]*ownedPartition{},
-		news: make(chan struct{}, 1)}
+	all := make([]int, len(kinds))
+	for i := range all {
+		all[i] = i
+	}
+	return &batcher{kinds: kinds, all: all, fast: fast, large: make([]atomic.Bool, len(kinds)), size: size, out: out, metrics: metrics,
+		logger: logger, parts: map[int32]*ownedPartition{}, news: make(chan struct{}, 1)}
 }
 
 // ownedPartition is the open batch of one input partition this instance
@@ -69,12 +75,13 @@ type ownedPartition struct {
 	last  int64
 	hwm   int64 // the partition's high watermark at the last fetch
 	aggs  *stats.Set
-	dirty bool // kinds[:fast] changed since their last snapshot
-	slow  bool // the other kinds did
 	open  *pendingBatch
-	full  bool        // a full flush is due: the next open snapshot includes the other kinds
-	sent  time.Time   // when the last open snapshot was sent
-	busy  atomic.Bool // an open snapshot is not yet acknowledged
+	// What changed since it was last snapshotted: the small plain
+	// statistics, the large ones, the windowed ones.
+	dirty, dirtyLarge, slow bool
+	full                    bool        // a full flush is due: the next open snapshot includes the windowed kinds
+	sent, sentLarge         time.Time   // when the last open snapshot was sent; the last with the large kinds
+	busy                    atomic.Bool // an open snapshot is not yet acknowledged
 
 	pendMu  sync.Mutex // never held while sending: acks arrive on the producers' goroutines
 	pending []*pendingBatch
@@ -180,7 +187,7 @@ func (b *batcher) add(st *ownedPartition, offset int64, rec *stats.Record, rejec
 		return
 	}
 	st.aggs.Add(rec)
-	st.last, st.dirty, st.slow = offset, true, true
+	st.last, st.dirty, st.dirtyLarge, st.slow = offset, true, true, true
 	if rec.Rejected != "" {
 		pb := st.open
 		pb.acks.Add(1)
@@ -214,7 +221,7 @@ func (b *batcher) finalise(st *ownedPartition) {
 	}
 	pb := st.open
 	pb.acks.Add(int64(len(b.kinds)))
-	b.send(st, true, len(b.kinds), func(err error) {
+	b.send(st, true, b.all, func(err error) {
 		if err != nil {
 			b.out.fail(at(st.id, pb.batch, -1, fmt.Errorf("final snapshot of partition %d batch %d not stored: %w", st.id, pb.batch, err)))
 			return
@@ -234,13 +241,15 @@ func (b *batcher) ack(st *ownedPartition, pb *pendingBatch) {
 // and whose last open snapshot is acknowledged and at least gap old,
 // unless its partition is at least a batch behind its high watermark: then
 // the batch closes soon anyway, and open snapshots of a backlog would only
-// load the table stage with values that are replaced at once. A flush that
-// is not full snapshots only kinds[:fast].
+// load the table stage with values that are replaced at once.
 //
 // Waiting for the acknowledgement coalesces the records that arrive
 // meanwhile into the next snapshot; gap bounds how many snapshots a
-// partition sends a second (and so the table's changelog traffic) when
-// acknowledgements come fast.
+// partition sends a second when acknowledgements come fast. Each one
+// carries the small plain statistics; those whose last snapshot was larger
+// than largeSnapshot (per-picture state) at most every largeInterval, as
+// every snapshot rewrites their whole table value; the windowed ones only
+// from a full flush on.
 func (b *batcher) flush(full bool, gap time.Duration) {
 	b.mu.RLock()
 	parts := make([]*ownedPartition, 0, len(b.parts))
@@ -251,40 +260,71 @@ func (b *batcher) flush(full bool, gap time.Duration) {
 	now := time.Now()
 	for _, st := range parts {
 		st.mu.Lock()
-		st.full = st.full || full // kept until a snapshot goes: a busy partition must not starve the others' windows
-		n := b.fast
-		if st.full && st.slow {
-			n = len(b.kinds)
-		}
-		if (st.dirty || n > b.fast) && st.hwm-st.last-1 < b.size && !st.busy.Load() && now.Sub(st.sent) >= gap {
-			if b.metrics != nil {
-				b.metrics.openFlushes.Inc()
-			}
-			batch, left := st.batch, new(atomic.Int64)
-			left.Store(int64(n))
-			st.busy.Store(true)
-			st.sent = now
-			b.send(st, false, n, func(err error) {
-				if err != nil {
-					b.out.fail(at(st.id, batch, -1, fmt.Errorf("snapshot of partition %d not stored: %w", st.id, err)))
-					return
-				}
-				if left.Add(-1) == 0 {
-					st.busy.Store(false)
-					b.poke() // news that came meanwhile goes now
-				}
-			})
+		st.full = st.full || full // kept until a snapshot goes: a busy partition must not starve the windows
+		if st.hwm-st.last-1 < b.size && !st.busy.Load() && now.Sub(st.sent) >= gap {
+			b.sendOpen(st, now)
 		}
 		st.mu.Unlock()
 	}
 }
 
-// send emits one snapshot per statistic of st's open batch, of the first n
-// kinds; st.mu is held.
-func (b *batcher) send(st *ownedPartition, final bool, n int, done func(error)) {
+// sendOpen sends the open snapshot of st's kinds that are due; st.mu is
+// held.
+func (b *batcher) sendOpen(st *ownedPartition, now time.Time) {
+	large := st.dirtyLarge && now.Sub(st.sentLarge) >= largeInterval
+	var which []int
+	for i := range b.kinds[:b.fast] {
+		if isLarge := b.large[i].Load(); isLarge && large || !isLarge && st.dirty {
+			which = append(which, i)
+		}
+	}
+	windowed := st.full && st.slow
+	if windowed {
+		which = append(which, b.all[b.fast:]...)
+	}
+	if len(which) == 0 {
+		return
+	}
+	if b.metrics != nil {
+		b.metrics.openFlushes.Inc()
+	}
+	batch, left := st.batch, new(atomic.Int64)
+	left.Store(int64(len(which)))
+	st.busy.Store(true)
+	st.sent, st.dirty = now, false
+	if large {
+		st.sentLarge, st.dirtyLarge = now, false
+	}
+	if windowed {
+		st.slow, st.full = false, false
+	}
+	b.send(st, false, which, func(err error) {
+		if err != nil {
+			b.out.fail(at(st.id, batch, -1, fmt.Errorf("snapshot of partition %d not stored: %w", st.id, err)))
+			return
+		}
+		if left.Add(-1) == 0 {
+			st.busy.Store(false)
+			b.poke() // news that came meanwhile goes now
+		}
+	})
+}
+
+// A plain statistic whose snapshot is larger than largeSnapshot bytes is
+// snapshotted at most every largeInterval (what every snapshot was before
+// they followed acknowledgements): at 200 records/s, per-picture
+// statistics were 87% of the table's changelog bytes.
+const (
+	largeSnapshot = 1024
+	largeInterval = 20 * time.Millisecond
+)
+
+// send emits one snapshot per statistic of st's open batch, of the kinds
+// which lists; st.mu is held.
+func (b *batcher) send(st *ownedPartition, final bool, which []int, done func(error)) {
 	if m := b.metrics; m != nil { // time the whole snapshot: until its last statistic is acknowledged
 		start, left, inner := time.Now(), new(atomic.Int64), done
-		left.Store(int64(n))
+		left.Store(int64(len(which)))
 		done = func(err error) {
 			if left.Add(-1) == 0 {
 				m.snapshotSend.Observe(time.Since(start).Seconds())
@@ -293,18 +333,21 @@ func (b *batcher) send(st *ownedPartition, final bool, n int, done func(error)) 
 		}
 	}
 	aggs := st.aggs.Stats()
-	for i, k := range b.kinds[:n] {
+	for _, i := range which {
+		k := b.kinds[i]
 		agg, err := k.Encode(aggs[i])
 		if err != nil {
 			b.out.fail(err)
 			return
 		}
+		if i < b.fast {
+			b.large[i].Store(len(agg) > largeSnapshot)
+		}
 		msg, _ := table.Snapshot{Partition: st.id, Batch: st.batch, Prev: st.prev, Last: st.last, Final: final, Agg: agg}.MarshalBinary()
 		b.out.producer.Emit(b.out.snapshots, k.Name, msg).Then(done)
 	}
-	st.dirty = false
-	if n == len(b.kinds) {
-		st.slow, st.full = false, false
+	if final {
+		st.dirty, st.dirtyLarge, st.slow, st.full = false, false, false, false
 	}
 }
 

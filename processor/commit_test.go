@@ -25,6 +25,7 @@ type heldProducer struct {
 	mu       sync.Mutex
 	finish   []goka.PromiseFinisher
 	emits    []table.Snapshot
+	keys     []string      // the key of each of emits
 	notify   chan struct{} // capacity 1: something was emitted
 	snapshot string        // the topic whose values are decoded into emits
 }
@@ -33,14 +34,14 @@ func newHeldProducer(snapshots string) *heldProducer {
 	return &heldProducer{notify: make(chan struct{}, 1), snapshot: snapshots}
 }
 
-func (h *heldProducer) Emit(topic, _ string, value []byte) *goka.Promise {
+func (h *heldProducer) Emit(topic, key string, value []byte) *goka.Promise {
 	promise, finish := goka.NewPromiseWithFinisher()
 	h.mu.Lock()
 	h.finish = append(h.finish, finish)
 	if topic == h.snapshot {
 		var s table.Snapshot
 		if err := s.UnmarshalBinary(value); err == nil {
-			h.emits = append(h.emits, s)
+			h.emits, h.keys = append(h.emits, s), append(h.keys, key)
 		}
 	}
 	h.mu.Unlock()

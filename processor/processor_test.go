@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"testing"
 	"time"
@@ -296,11 +297,11 @@ func TestWindowedStatisticsAreSnapshottedAtFullFlushes(t *testing.T) {
 	steps := []struct {
 		name string
 		do   func()
-		want int64 // 1: count; 2: count and count@1h
+		want int64 // snapshots sent
 	}{
 		{"a flush after a record", func() { b.addAll(0, 2, func(add adder) { add(0, &rec, "", nil) }); b.flush(false, 0) }, 1},
 		{"a flush without news", func() { b.flush(false, 0) }, 0},
-		{"a full flush", func() { b.flush(true, 0) }, 2},
+		{"a full flush", func() { b.flush(true, 0) }, 1}, // count@1h; count has no news
 		{"a full flush without news", func() { b.flush(true, 0) }, 0},
 		{"closing the batch", func() { b.addAll(0, 12, func(add adder) { add(11, &rec, "", nil) }) }, 2},
 	}
@@ -309,5 +310,60 @@ func TestWindowedStatisticsAreSnapshottedAtFullFlushes(t *testing.T) {
 		if got := sent(); got != s.want {
 			t.Errorf("%s: %d snapshots, want %d", s.name, got, s.want)
 		}
+	}
+}
+
+// TestLargeStatisticsAreSnapshottedLessOften checks the cadence of a plain
+// statistic whose snapshot is large (per-picture state): it rides along
+// with the small ones at most every largeInterval, as each of its
+// snapshots rewrites its whole table value.
+func TestLargeStatisticsAreSnapshottedLessOften(t *testing.T) {
+	count, _ := stats.Lookup("count")
+	pictures, _ := stats.Lookup("pictures")
+	held := newHeldProducer("snapshots")
+	b := newBatcher([]stats.Kind{count, pictures}, 2, 1000, outputs{snapshots: "snapshots", producer: held,
+		commit: func(int32, int64) {}, fail: func(err error) { t.Errorf("batcher: %v", err) }}, nil, slog.New(slog.DiscardHandler))
+	b.assign(map[int32]int64{0: -1})
+	offset := int64(0)
+	add := func(n int) { // n records of distinct pictures
+		b.addAll(0, offset+int64(n), func(add adder) {
+			for range n {
+				rec := stats.Record{Registration: codec.Registration{PictureID: fmt.Sprintf("picture-%d", offset), Weight: 5}, Time: time.Now()}
+				add(offset, &rec, "", nil)
+				offset++
+			}
+		})
+	}
+	seen := 0
+	flush := func() map[string]int { // flushes; the snapshots per statistic it sent, acknowledged
+		b.flush(false, 0)
+		for _, done := range held.take() {
+			done(nil)
+		}
+		held.mu.Lock()
+		defer held.mu.Unlock()
+		out := map[string]int{}
+		for _, k := range held.keys[seen:] {
+			out[k]++
+		}
+		seen = len(held.keys)
+		return out
+	}
+	add(100) // pictures' snapshot is now well over largeSnapshot bytes
+	if got := flush(); got["count"] != 1 || got["pictures"] != 1 {
+		t.Fatalf("first flush sent %v, want one of each", got)
+	}
+	add(1)
+	if got := flush(); got["count"] != 1 || got["pictures"] != 0 {
+		t.Fatalf("a flush within largeInterval sent %v, want count only", got)
+	}
+	b.owned(0).sentLarge = time.Now().Add(-largeInterval) // as if largeInterval had passed
+	add(1)
+	if got := flush(); got["count"] != 1 || got["pictures"] != 1 {
+		t.Fatalf("a flush after largeInterval sent %v, want one of each", got)
+	}
+	b.owned(0).sentLarge = time.Now().Add(-largeInterval)
+	if got := flush(); len(got) != 0 {
+		t.Fatalf("a flush without news sent %v", got)
 	}
 }
