@@ -27,7 +27,7 @@ func drains(ctx context.Context, cfg cluster.Config, o *options) error {
 		kgo.ProducerLinger(5 * time.Millisecond), kgo.MaxBufferedRecords(100_000)}, o.records, func(i int) *kgo.Record {
 		r := &kgo.Record{Value: []byte(`{"picture_id":"000000243626","weight":-1}`)} // 1% invalid
 		if i%100 != 99 {
-			reg := registration(rng)
+			reg := registration(rng, o.pictures)
 			if r.Value = codec.Encode(reg); i%2 == 0 {
 				r.Key = []byte(reg.PictureID)
 			}
@@ -79,9 +79,10 @@ func drains(ctx context.Context, cfg cluster.Config, o *options) error {
 	return nil
 }
 
-// registration is a random valid registration: 100 pictures, 20 to 4999 g.
-func registration(rng *rand.Rand) codec.Registration {
-	return codec.Registration{PictureID: fmt.Sprintf("%012d", rng.IntN(100)), Weight: 20 + rng.Int64N(4980)}
+// registration is a random valid registration of one of pictures, 20 to
+// 4999 g.
+func registration(rng *rand.Rand, pictures int) codec.Registration {
+	return codec.Registration{PictureID: fmt.Sprintf("%012d", rng.IntN(pictures)), Weight: 20 + rng.Int64N(4980)}
 }
 
 // drain runs a processor with c's fresh group over the backlog and returns

@@ -83,7 +83,7 @@ func latency(ctx context.Context, cfg cluster.Config, o *options) error {
 	rng := rand.New(rand.NewPCG(3, 4))
 	benchkit.Pace(ctx, o.rate, int(o.duration.Seconds()*o.rate), func(int) {
 		at := time.Now()
-		cl.Produce(ctx, &kgo.Record{Topic: string(c.Names.Pictures), Value: codec.Encode(registration(rng))}, func(r *kgo.Record, err error) {
+		cl.Produce(ctx, &kgo.Record{Topic: string(c.Names.Pictures), Value: codec.Encode(registration(rng, o.pictures))}, func(r *kgo.Record, err error) {
 			if err == nil {
 				l.acked(r, at)
 			}

@@ -6,7 +6,7 @@
 // from) includes the record. bench/peers compares picstats as a process
 // with its peers; this measures the processor's own input stage.
 //
-// Usage: go run ./bench [--brokers host:port] [--records N] [--runs R] [--windows spec[;spec…]] [--rate r] [--duration d] [--drainprofile f]
+// Usage: go run ./bench [--brokers host:port] [--records N] [--pictures K] [--runs R] [--windows spec[;spec…]] [--rate r] [--duration d] [--snapshot-interval d] [--drainprofile f]
 //
 // Without --brokers it starts the embedded broker in this process; --runs 0
 // measures latency only. --windows gives the processor's event-time windows
@@ -40,6 +40,7 @@ type options struct {
 	configs                   []config     // --windows
 	windows                   []stats.Kind // the windowed statistics of the processors being measured
 	records, runs, partitions int
+	pictures                  int
 	rate                      float64
 	duration                  time.Duration
 	batch                     int64
@@ -52,6 +53,7 @@ func main() {
 	flag.IntVar(&o.records, "records", 5_000_000, "records in the backlog to drain (a 1M backlog drains in under a second: too short to measure on a shared machine)")
 	flag.IntVar(&o.runs, "runs", 3, "drain runs; the median is reported (0: latency only)")
 	flag.IntVar(&o.partitions, "partitions", 4, "partitions of the picture topic")
+	flag.IntVar(&o.pictures, "pictures", 100, "distinct picture ids (bench/peers' backlog has 5000)")
 	flag.Float64Var(&o.rate, "rate", 200, "records/s for the latency run")
 	flag.DurationVar(&o.duration, "duration", 20*time.Second, "length of the latency run")
 	flag.Int64Var(&o.batch, "batch-size", processor.DefaultBatchSize, "the processor's batch size")

@@ -10,7 +10,9 @@
 // Any statistic can also be kept over tumbling event-time windows
 // (windows.go: Kind.Windowed), by no code of its own: the windowed form is a
 // Stat too, and the law test covers it. A statistic whose state is large
-// declares fewer window sizes, or none (Kind.Windows).
+// declares fewer window sizes, or none (Kind.Windows). The engine feeds a
+// batch's records to a Set (set.go), in which a statistic and its windowed
+// forms share one Add per record.
 package stats
 
 import (
