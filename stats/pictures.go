@@ -35,11 +35,16 @@ func init() {
 // With the 100 pictures of the feed every picture is tracked.
 type Pictures struct {
 	byID   map[string]*pictureTally
-	N, Sum int64  // every valid registration, tracked or not; grams
-	maxID  string // the tracked id ordered last, once full; "" if not known
+	N, Sum int64 // every valid registration, tracked or not; grams
+	// The tracked tallies as a heap whose root is ordered last: the one a
+	// new id below it evicts, found without a scan of byID (with more
+	// distinct ids than tracked, a scan per eviction was three quarters of
+	// a drain's CPU). nil until needed, and again after Merge.
+	heap []*pictureTally
 }
 
 type pictureTally struct {
+	id     string
 	hash   uint64
 	N, Sum int64
 }
@@ -48,9 +53,9 @@ var _ Stat = (*Pictures)(nil)
 
 func newPictures() *Pictures { return &Pictures{byID: map[string]*pictureTally{}} }
 
-// before orders ids by (hash, id): the order of the bottom-k sample.
-func before(a *pictureTally, aID string, b *pictureTally, bID string) bool {
-	return a.hash < b.hash || (a.hash == b.hash && aID < bID)
+// before orders tallies by (hash, id): the order of the bottom-k sample.
+func before(a, b *pictureTally) bool {
+	return a.hash < b.hash || (a.hash == b.hash && a.id < b.id)
 }
 
 func (p *Pictures) Add(r *Record) {
@@ -65,30 +70,45 @@ func (p *Pictures) Add(r *Record) {
 		t.Sum += w
 		return
 	}
-	t := &pictureTally{hash: idHash(id), N: 1, Sum: w}
+	t := &pictureTally{id: id, hash: idHash(id), N: 1, Sum: w}
 	if len(p.byID) < MaxTrackedPictures {
 		p.byID[id] = t
+		p.heap = nil
 		return
 	}
-	last := p.last()
-	if before(p.byID[last], last, t, id) {
-		return // not in the sample: counted in the totals only
-	}
-	delete(p.byID, last)
-	p.byID[id] = t
-	p.maxID = ""
-}
-
-// last returns the tracked id ordered last.
-func (p *Pictures) last() string {
-	if p.maxID == "" {
-		for id, t := range p.byID {
-			if p.maxID == "" || before(p.byID[p.maxID], p.maxID, t, id) {
-				p.maxID = id
-			}
+	if p.heap == nil {
+		p.heap = slices.Collect(maps.Values(p.byID))
+		for i := len(p.heap)/2 - 1; i >= 0; i-- {
+			p.down(i)
 		}
 	}
-	return p.maxID
+	last := p.heap[0]
+	if before(last, t) {
+		return // not in the sample: counted in the totals only
+	}
+	delete(p.byID, last.id)
+	p.byID[id] = t
+	p.heap[0] = t
+	p.down(0)
+}
+
+// down restores the heap order below i.
+func (p *Pictures) down(i int) {
+	h := p.heap
+	for {
+		c := 2*i + 1
+		if c >= len(h) {
+			return
+		}
+		if r := c + 1; r < len(h) && before(h[c], h[r]) {
+			c = r
+		}
+		if !before(h[i], h[c]) {
+			return
+		}
+		h[i], h[c] = h[c], h[i]
+		i = c
+	}
 }
 
 func (p *Pictures) Merge(other Stat) {
@@ -104,19 +124,18 @@ func (p *Pictures) Merge(other Stat) {
 			p.byID[id] = &c
 		}
 	}
-	p.maxID = ""
+	p.heap = nil
 	if len(p.byID) <= MaxTrackedPictures {
 		return
 	}
-	ids := slices.SortedFunc(maps.Keys(p.byID), func(a, b string) int {
-		ta, tb := p.byID[a], p.byID[b]
-		if c := cmp.Compare(ta.hash, tb.hash); c != 0 {
+	tallies := slices.SortedFunc(maps.Values(p.byID), func(a, b *pictureTally) int {
+		if c := cmp.Compare(a.hash, b.hash); c != 0 {
 			return c
 		}
-		return cmp.Compare(a, b)
+		return cmp.Compare(a.id, b.id)
 	})
-	for _, id := range ids[MaxTrackedPictures:] {
-		delete(p.byID, id)
+	for _, t := range tallies[MaxTrackedPictures:] {
+		delete(p.byID, t.id)
 	}
 }
 
@@ -156,7 +175,7 @@ func (p *Pictures) UnmarshalBinary(b []byte) error {
 	p.Sum = r.Varint("total weight")
 	for r.More() {
 		id := r.String("picture id")
-		p.byID[id] = &pictureTally{hash: idHash(id), N: r.Varint("picture registrations"), Sum: r.Varint("picture weight")}
+		p.byID[id] = &pictureTally{id: id, hash: idHash(id), N: r.Varint("picture registrations"), Sum: r.Varint("picture weight")}
 	}
 	return r.Done()
 }
