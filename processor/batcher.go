@@ -76,12 +76,15 @@ type ownedPartition struct {
 	hwm   int64 // the partition's high watermark at the last fetch
 	aggs  *stats.Set
 	open  *pendingBatch
-	// What changed since it was last snapshotted: the small plain
-	// statistics, the large ones, the windowed ones.
-	dirty, dirtyLarge, slow bool
-	full                    bool        // a full flush is due: the next open snapshot includes the windowed kinds
-	sent, sentLarge         time.Time   // when the last open snapshot was sent; the last with the large kinds
-	busy                    atomic.Bool // an open snapshot is not yet acknowledged
+	// adds counts the records added; carried[i], how many of them the
+	// last snapshot of plain kind i carried (so kind i has news while they
+	// differ, whether it was large or small when it was last sent).
+	adds            int64
+	carried         []int64
+	slow            bool        // the windowed kinds have news
+	full            bool        // a full flush is due: the next open snapshot includes the windowed kinds
+	sent, sentLarge time.Time   // when the last open snapshot was sent; the last with a large kind
+	busy            atomic.Bool // an open snapshot is not yet acknowledged
 
 	pendMu  sync.Mutex // never held while sending: acks arrive on the producers' goroutines
 	pending []*pendingBatch
@@ -101,7 +104,7 @@ func (b *batcher) assign(committed map[int32]int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for p, off := range committed {
-		b.parts[p] = &ownedPartition{id: p, committed: off, batch: table.NoBatch}
+		b.parts[p] = &ownedPartition{id: p, committed: off, batch: table.NoBatch, carried: make([]int64, b.fast)}
 	}
 }
 
@@ -151,10 +154,11 @@ func (b *batcher) addAll(p int32, hwm int64, fill func(add adder)) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.hwm = hwm
+	before := st.adds
 	fill(func(offset int64, rec *stats.Record, rejectKey string, rejectValue []byte) {
 		b.add(st, offset, rec, rejectKey, rejectValue)
 	})
-	if st.dirty && !st.busy.Load() {
+	if st.adds != before && !st.busy.Load() {
 		b.poke()
 	}
 }
@@ -187,7 +191,8 @@ func (b *batcher) add(st *ownedPartition, offset int64, rec *stats.Record, rejec
 		return
 	}
 	st.aggs.Add(rec)
-	st.last, st.dirty, st.dirtyLarge, st.slow = offset, true, true, true
+	st.last, st.slow = offset, true
+	st.adds++
 	if rec.Rejected != "" {
 		pb := st.open
 		pb.acks.Add(1)
@@ -271,11 +276,12 @@ func (b *batcher) flush(full bool, gap time.Duration) {
 // sendOpen sends the open snapshot of st's kinds that are due; st.mu is
 // held.
 func (b *batcher) sendOpen(st *ownedPartition, now time.Time) {
-	large := st.dirtyLarge && now.Sub(st.sentLarge) >= largeInterval
+	largeDue := now.Sub(st.sentLarge) >= largeInterval
 	var which []int
 	for i := range b.kinds[:b.fast] {
-		if isLarge := b.large[i].Load(); isLarge && large || !isLarge && st.dirty {
+		if st.carried[i] != st.adds && (largeDue || !b.large[i].Load()) {
 			which = append(which, i)
+			st.carried[i] = st.adds
 		}
 	}
 	windowed := st.full && st.slow
@@ -291,10 +297,7 @@ func (b *batcher) sendOpen(st *ownedPartition, now time.Time) {
 	batch, left := st.batch, new(atomic.Int64)
 	left.Store(int64(len(which)))
 	st.busy.Store(true)
-	st.sent, st.dirty = now, false
-	if large {
-		st.sentLarge, st.dirtyLarge = now, false
-	}
+	st.sent = now
 	if windowed {
 		st.slow, st.full = false, false
 	}
@@ -308,6 +311,12 @@ func (b *batcher) sendOpen(st *ownedPartition, now time.Time) {
 			b.poke() // news that came meanwhile goes now
 		}
 	})
+	for _, i := range which { // send has classified them by this snapshot's size
+		if i < b.fast && b.large[i].Load() {
+			st.sentLarge = now
+			break
+		}
+	}
 }
 
 // A plain statistic whose snapshot is larger than largeSnapshot bytes is
@@ -347,7 +356,10 @@ func (b *batcher) send(st *ownedPartition, final bool, which []int, done func(er
 		b.out.producer.Emit(b.out.snapshots, k.Name, msg).Then(done)
 	}
 	if final {
-		st.dirty, st.dirtyLarge, st.slow, st.full = false, false, false, false
+		for i := range st.carried {
+			st.carried[i] = st.adds
+		}
+		st.slow, st.full = false, false
 	}
 }
 
