@@ -54,6 +54,7 @@ type Processor struct {
 	windowed time.Duration // how often open batches of windowed statistics are snapshotted
 	batcher  *batcher
 	decoders decoders
+	decoded  table.Decoded // the table stage's decoded closed aggregates
 	hook     InputHook
 	metrics  *Metrics
 	health   health
@@ -301,7 +302,7 @@ func (p *Processor) apply(ctx goka.Context, msg any) {
 		ctx.Fail(fmt.Errorf("table value of %s: %w", name, err)) // stop loudly rather than misread state
 		return
 	}
-	outcome, err := v.ApplyOutcome(k, snap)
+	outcome, err := p.decoded.Apply(&v, k, snap)
 	if err != nil {
 		ctx.Fail(fmt.Errorf("apply a snapshot of %s: %w", name, err))
 		return
@@ -311,7 +312,7 @@ func (p *Processor) apply(ctx goka.Context, msg any) {
 		return
 	}
 	p.metrics.applied.Inc()
-	total, err := v.Stat(k)
+	total, err := p.decoded.Stat(&v, k)
 	if err != nil {
 		ctx.Fail(fmt.Errorf("table value of %s: %w", name, err))
 		return

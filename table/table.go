@@ -7,10 +7,12 @@
 package table
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/picstats/picstats/internal/wire"
 	"github.com/picstats/picstats/stats"
@@ -95,6 +97,11 @@ func (o Outcome) String() string {
 // ApplyOutcome is Apply, saying why a snapshot that changes nothing is
 // ignored.
 func (v *Value) ApplyOutcome(k stats.Kind, s Snapshot) (Outcome, error) {
+	return (*Decoded)(nil).Apply(v, k, s)
+}
+
+// Apply is v.ApplyOutcome(k, s), with the closed aggregate from d.
+func (d *Decoded) Apply(v *Value, k stats.Kind, s Snapshot) (Outcome, error) {
 	p := v.part(s.Partition)
 	if p.ClosedThrough != NoBatch && s.Batch <= p.ClosedThrough {
 		return IgnoredReplay, nil
@@ -112,7 +119,7 @@ func (v *Value) ApplyOutcome(k stats.Kind, s Snapshot) (Outcome, error) {
 		p.Open = &OpenBatch{Batch: s.Batch, Last: s.Last, Agg: s.Agg}
 		return Applied, nil
 	}
-	closed, err := k.Decode(p.Closed)
+	closed, err := d.take(k, p)
 	if err != nil {
 		return IgnoredReplay, err
 	}
@@ -124,6 +131,7 @@ func (v *Value) ApplyOutcome(k stats.Kind, s Snapshot) (Outcome, error) {
 	if p.Closed, err = k.Encode(closed); err != nil {
 		return IgnoredReplay, err
 	}
+	d.put(k, p, closed)
 	p.ClosedThrough = s.Batch
 	if p.Open != nil && p.Open.Batch <= s.Batch {
 		p.Open = nil
@@ -134,24 +142,82 @@ func (v *Value) ApplyOutcome(k stats.Kind, s Snapshot) (Outcome, error) {
 // Stat merges every partition's closed and open aggregates: the statistic
 // over everything the table has seen.
 func (v *Value) Stat(k stats.Kind) (stats.Stat, error) {
+	return (*Decoded)(nil).Stat(v, k)
+}
+
+// Stat is v.Stat(k), with the closed aggregates from d.
+func (d *Decoded) Stat(v *Value, k stats.Kind) (stats.Stat, error) {
 	total := k.New()
-	for _, p := range v.Parts {
-		for _, agg := range [][]byte{p.Closed, openAgg(p.Open)} {
-			s, err := k.Decode(agg)
+	for i := range v.Parts {
+		p := &v.Parts[i]
+		closed, err := d.take(k, p)
+		if err != nil {
+			return nil, err
+		}
+		total.Merge(closed)
+		d.put(k, p, closed)
+		if p.Open != nil {
+			open, err := k.Decode(p.Open.Agg)
 			if err != nil {
 				return nil, err
 			}
-			total.Merge(s)
+			total.Merge(open)
 		}
 	}
 	return total, nil
 }
 
-func openAgg(o *OpenBatch) []byte {
-	if o == nil {
-		return nil
+// Decoded keeps the decoded closed aggregate of each statistic and input
+// partition, as the table stage last used it. A value's closed aggregates
+// change only when a batch closes, yet every snapshot folded into it needs
+// them all, decoded: for per-picture statistics that was most of the table
+// stage's work. An entry serves only a part whose encoding equals the
+// entry's, so a value written elsewhere meanwhile (another instance owned
+// the table partition) is decoded afresh. Use one Decoded per process; a
+// statistic's entries must be used by one goroutine at a time, as goka
+// calls a table partition's callbacks.
+type Decoded struct {
+	mu sync.Mutex
+	m  map[decodedKey]decoded
+}
+
+type decodedKey struct {
+	stat string
+	part int32
+}
+
+type decoded struct {
+	enc []byte // a copy of the encoding agg was decoded from or encoded to
+	agg stats.Stat
+}
+
+// take returns the closed aggregate of p, for the caller to change: the
+// entry leaves d until put back. A nil d decodes.
+func (d *Decoded) take(k stats.Kind, p *Part) (stats.Stat, error) {
+	if d != nil {
+		key := decodedKey{k.Name, p.Partition}
+		d.mu.Lock()
+		e, ok := d.m[key]
+		delete(d.m, key)
+		d.mu.Unlock()
+		if ok && bytes.Equal(e.enc, p.Closed) {
+			return e.agg, nil
+		}
 	}
-	return o.Agg
+	return k.Decode(p.Closed)
+}
+
+// put keeps agg as the decoded form of p.Closed, which it must equal.
+func (d *Decoded) put(k stats.Kind, p *Part, agg stats.Stat) {
+	if d == nil {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.m == nil {
+		d.m = map[decodedKey]decoded{}
+	}
+	d.m[decodedKey{k.Name, p.Partition}] = decoded{bytes.Clone(p.Closed), agg}
 }
 
 // ValueVersion is the format version of an encoded Value.

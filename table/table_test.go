@@ -286,3 +286,53 @@ func TestApplyOutcomeSaysWhy(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodedAgreesWithDecoding applies two histories of snapshots of one
+// statistic and input partition (as two owners of the table partition
+// would have written, one after the other) through one Decoded, turn
+// about, so that its entry is stale half the time; every value and its
+// statistic must equal those that decoding everything gives.
+func TestDecodedAgreesWithDecoding(t *testing.T) {
+	for _, name := range []string{"count", "pictures", "weight_percentiles"} {
+		k, _ := stats.Lookup(name)
+		t.Run(name, func(t *testing.T) {
+			var d Decoded
+			histories := [][]Snapshot{
+				simulateSnapshots(t, k, rand.New(rand.NewPCG(1, 2)), 300),
+				simulateSnapshots(t, k, rand.New(rand.NewPCG(3, 4)), 300),
+			}
+			var cached, plain [2]Value
+			for step := 0; len(histories[0])+len(histories[1]) > 0; step++ {
+				h := step % 2
+				if len(histories[h]) == 0 {
+					continue
+				}
+				s := histories[h][0]
+				histories[h] = histories[h][1:]
+				got, err := d.Apply(&cached[h], k, s)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want, err := plain[h].ApplyOutcome(k, s)
+				if err != nil {
+					t.Fatal(err)
+				}
+				gs, err := d.Stat(&cached[h], k)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ws, err := plain[h].Stat(k)
+				if err != nil {
+					t.Fatal(err)
+				}
+				gv, _ := cached[h].MarshalBinary()
+				wv, _ := plain[h].MarshalBinary()
+				ge, _ := k.Encode(gs)
+				we, _ := k.Encode(ws)
+				if got != want || string(gv) != string(wv) || string(ge) != string(we) {
+					t.Fatalf("step %d: with Decoded %v, without %v; values or statistics differ", step, got, want)
+				}
+			}
+		})
+	}
+}
