@@ -58,7 +58,6 @@ func (p *Processor) runInput(ctx context.Context, c cluster.Config, producer gok
 		kgo.ProducerLinger(5*time.Millisecond),
 		kgo.RecordDeliveryTimeout(time.Minute), // then fail, as the snapshot producer does
 		kgo.BlockRebalanceOnPoll(),             // assignments change only between polls
-		kgo.WithPools(newRecordPool()),         // handle's records are recycled after each poll
 		kgo.SessionTimeout(10*time.Second),
 		kgo.RebalanceTimeout(10*time.Second), // a rebalance waits this long for members that died
 		kgo.OnPartitionsAssigned(func(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
@@ -141,7 +140,6 @@ func (p *Processor) runInput(ctx context.Context, c cluster.Config, producer gok
 		if p.hook != nil && fetches.NumRecords() > 0 {
 			p.hook(fetches.NumRecords(), polled)
 		}
-		fetches.EachRecord(func(r *kgo.Record) { r.Recycle() }) // nothing keeps them: see handle
 		cl.AllowRebalance()
 		if errored && fetches.NumRecords() == 0 {
 			// franz-go hands some errors back at once on every fetch (a
@@ -157,9 +155,6 @@ func (p *Processor) runInput(ctx context.Context, c cluster.Config, producer gok
 
 // handle decodes records of one partition, in offset order, and adds them
 // to their batches. It counts them once for the fetch, not per record.
-// Nothing it leaves behind refers to a record's memory, which franz-go
-// reuses for the next fetch (recordPool): the decoder copies picture ids,
-// a rejected record's key and value are copied into its JSON.
 func (p *Processor) handle(part int32, hwm int64, recs []*kgo.Record) {
 	var rejected [len(reasonIndex)]int
 	defer func() {
@@ -195,63 +190,6 @@ func (p *Processor) handle(part int32, hwm int64, recs []*kgo.Record) {
 			add(r.Offset, rec, RejectionKey(r.Topic, r.Partition, r.Offset), value)
 		}
 	})
-}
-
-// recordPool lends franz-go the memory it decodes fetches into (the
-// records and their decompressed bytes), which runInput hands back after
-// each poll: the drain's heap allocations per record, and so the garbage
-// collector's share of the CPU, go down with it. Free lists rather than
-// sync.Pool, whose Put of a slice allocates.
-type recordPool struct {
-	recs  chan []kgo.Record
-	bytes chan []byte
-}
-
-var (
-	_ kgo.PoolRecords         = (*recordPool)(nil)
-	_ kgo.PoolDecompressBytes = (*recordPool)(nil)
-)
-
-// recordPoolSize is how many batches' memory is kept: a poll returns a
-// few batches per partition.
-const recordPoolSize = 64
-
-func newRecordPool() *recordPool {
-	return &recordPool{recs: make(chan []kgo.Record, recordPoolSize), bytes: make(chan []byte, recordPoolSize)}
-}
-
-func (p *recordPool) GetRecords(n int) []kgo.Record {
-	select {
-	case s := <-p.recs:
-		if cap(s) >= n {
-			return s[:n]
-		}
-	default:
-	}
-	return make([]kgo.Record, n)
-}
-
-func (p *recordPool) PutRecords(s []kgo.Record) {
-	select {
-	case p.recs <- s:
-	default:
-	}
-}
-
-func (p *recordPool) GetDecompressBytes(compressed []byte, _ kgo.CompressionCodecType) []byte {
-	select {
-	case b := <-p.bytes:
-		return b
-	default:
-	}
-	return make([]byte, 0, 4*len(compressed))
-}
-
-func (p *recordPool) PutDecompressBytes(b []byte) {
-	select {
-	case p.bytes <- b:
-	default:
-	}
 }
 
 // decoders keeps a codec.Decoder per input partition, whose ids recur
