@@ -324,7 +324,7 @@ func (b *batcher) sendOpen(st *ownedPartition, now time.Time) {
 // they followed acknowledgements): at 200 records/s, per-picture
 // statistics were 87% of the table's changelog bytes.
 const (
-	largeSnapshot = 1024
+	largeSnapshot = 512
 	largeInterval = 20 * time.Millisecond
 )
 
