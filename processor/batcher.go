@@ -19,13 +19,14 @@ import (
 // keyed by statistic name.
 //
 // Batch b of partition p holds the records with offsets in [b·N, (b+1)·N).
-// While it is open, a snapshot of its cumulative aggregate is sent every
-// interval (if anything changed); when the first record of a later batch
-// arrives, a final snapshot closes it. Once Kafka has acknowledged every
-// statistic's final snapshot and every rejected record of the batch, offset
-// (b+1)·N is committed. No other input offset is ever committed, so whoever
-// owns p next restarts at a batch boundary and forms the very same batches;
-// table.Value.Apply makes repeated and stale snapshots harmless.
+// While it is open, a snapshot of its cumulative aggregate is sent whenever
+// it has news and the previous one is acknowledged (flush); when the first
+// record of a later batch arrives, a final snapshot closes it. Once Kafka
+// has acknowledged every statistic's final snapshot and every rejected
+// record of the batch, offset (b+1)·N is committed. No other input offset
+// is ever committed, so whoever owns p next restarts at a batch boundary
+// and forms the very same batches; table.Value.Apply makes repeated and
+// stale snapshots harmless.
 type batcher struct {
 	kinds   []stats.Kind
 	all     []int         // 0 … len(kinds)-1: every kind, as final snapshots carry them

@@ -72,7 +72,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		batchesClosed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "picstats_input_batches_closed_total",
 			Help: "Micro-batches closed (final snapshots sent) by the input stage, by input partition."}, []string{"partition"}),
 		openFlushes: prometheus.NewCounter(prometheus.CounterOpts{Name: "picstats_input_open_snapshot_flushes_total",
-			Help: "Snapshots of open batches sent by the periodic flush (one per partition flushed, each carrying every statistic; the windowed ones only every window snapshot interval)."}),
+			Help: "Snapshots of open batches sent (one per partition flushed, when it has news and its previous one is acknowledged; the statistics over 512 bytes at most every 20 ms, the windowed ones every window snapshot interval)."}),
 		snapshotSend: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "picstats_input_snapshot_send_seconds",
 			Help: "Time from sending a batch snapshot (every statistic) to Kafka's acknowledgement of the last of them.", Buckets: latencyBuckets}),
 		commitLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "picstats_input_commit_seconds",
