@@ -168,7 +168,7 @@ type topicFlags struct{ partitions, replication int }
 
 func (g *topicFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&g.partitions, "partitions", 4, "partitions of the topics picstats creates (picture, stats, picture.rejected)")
-	fs.IntVar(&g.replication, "replication", 1, "replication factor of the topics picstats creates")
+	fs.IntVar(&g.replication, "replication", 1, "replication factor of the topics picstats creates (3 or more: with min.insync.replicas=2)")
 }
 
 func (g *topicFlags) apply(o *options) error {

@@ -102,8 +102,18 @@ func EnsureTopics(ctx context.Context, c Config) error {
 		{string(c.Names.Snapshots()), map[string]*string{"retention.ms": &snapshotRetention, "max.message.bytes": &maxBytes}},
 		{string(c.Names.Table()), map[string]*string{"cleanup.policy": &compact, "max.message.bytes": &maxBytes, "segment.bytes": &tableSegment}},
 	}
+	// With three replicas or more, a write that every in-sync replica
+	// acknowledged (picstats' producers all wait for them) is on at least
+	// two brokers: it survives the loss of any one.
+	minISR := "2"
 	g, gctx := errgroup.WithContext(ctx)
 	for _, t := range specs {
+		if c.Replication >= 3 {
+			if t.configs == nil {
+				t.configs = map[string]*string{}
+			}
+			t.configs["min.insync.replicas"] = &minISR
+		}
 		g.Go(func() error { return create(gctx, t.name, partitions, t.configs) })
 	}
 	if err := g.Wait(); err != nil {
