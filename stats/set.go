@@ -89,31 +89,30 @@ func (s *Set) Add(r *Record) {
 }
 
 func (g *runGroup) add(t int64, r *Record) {
-	if g.last < len(g.runs) {
-		if x := &g.runs[g.last]; t >= x.start && t-x.start < g.size {
-			x.latest = max(x.latest, t)
-			x.n++
-			x.agg.Add(r)
-			return
-		}
-	}
-	start := floor(t, g.size)
-	i := 0
-	for i < len(g.runs) && g.runs[i].start != start {
-		i++
-	}
-	if i == len(g.runs) {
-		if len(g.runs) == maxRuns {
-			g.end(0)
-			i--
-		}
-		g.runs = append(g.runs, run{start: start, latest: t, agg: g.base.New()})
+	i := g.last
+	if i >= len(g.runs) || t < g.runs[i].start || t-g.runs[i].start >= g.size {
+		i = g.open(floor(t, g.size))
 	}
 	x := &g.runs[i]
 	x.latest = max(x.latest, t)
 	x.n++
 	x.agg.Add(r)
 	g.last = i
+}
+
+// open returns the index of the open run that starts at start, opening it
+// (and ending the oldest if maxRuns are open) if there is none.
+func (g *runGroup) open(start int64) int {
+	for i := range g.runs {
+		if g.runs[i].start == start {
+			return i
+		}
+	}
+	if len(g.runs) == maxRuns {
+		g.end(0)
+	}
+	g.runs = append(g.runs, run{start: start, latest: start, agg: g.base.New()})
+	return len(g.runs) - 1
 }
 
 // end merges the i'th open run into the group's aggregates and closes it.

@@ -123,25 +123,33 @@ func (w *Windows) evict() {
 
 func (w *Windows) Add(r *Record) {
 	t := r.Time.UnixMilli()
-	if n := len(w.wins); n > 0 {
-		// The newest window, where a live stream's records nearly all go:
-		// latest stays in it, so nothing is evicted; no division either.
-		last := &w.wins[n-1]
-		if end := last.start + w.size; t >= last.start && t < end && w.latest < end {
-			w.latest = max(w.latest, t)
-			last.agg.Add(r)
-			last.n++
-			return
-		}
+	if x := w.note(t, t, 1); x != nil {
+		x.agg.Add(r)
 	}
-	if t > w.latest {
-		w.latest = t
+}
+
+// addRun folds in agg, the aggregate of n records that all fall in the
+// window of start, the newest at latest (ms), as adding those records one
+// by one would: the kept windows and the late count are a function of the
+// set of records. It does not keep agg. (stats.Set feeds windows so.)
+func (w *Windows) addRun(start, latest, n int64, agg Stat) {
+	if x := w.note(start, latest, n); x != nil {
+		x.agg.Merge(agg)
+	}
+}
+
+// note counts n records of the window of t, the newest at latest (ms), and
+// returns that window for their aggregate, or nil if it is not kept (they
+// are late).
+func (w *Windows) note(t, latest, n int64) *window {
+	if latest > w.latest {
+		w.latest = latest
 		w.evict()
 	}
 	start := w.startOf(t)
 	if start < w.cutoff() {
-		w.late++
-		return
+		w.late += n
+		return nil
 	}
 	i := len(w.wins) - 1 // records come mostly in time order: try the newest window first
 	if i < 0 || w.wins[i].start != start {
@@ -150,30 +158,8 @@ func (w *Windows) Add(r *Record) {
 			w.wins = slices.Insert(w.wins, i, window{start: start, agg: w.inner.New()})
 		}
 	}
-	w.wins[i].agg.Add(r)
-	w.wins[i].n++
-}
-
-// addRun folds in agg, the aggregate of n records that all fall in the
-// window of start, the newest at latest (ms), as adding those records one
-// by one would: the kept windows and the late count are a function of the
-// set of records. It does not keep agg.
-func (w *Windows) addRun(start, latest, n int64, agg Stat) {
-	if latest > w.latest {
-		w.latest = latest
-		w.evict()
-	}
-	start = w.startOf(start)
-	if start < w.cutoff() {
-		w.late += n
-		return
-	}
-	i, found := slices.BinarySearchFunc(w.wins, start, func(x window, s int64) int { return cmpInt(x.start, s) })
-	if !found {
-		w.wins = slices.Insert(w.wins, i, window{start: start, agg: w.inner.New()})
-	}
-	w.wins[i].agg.Merge(agg)
 	w.wins[i].n += n
+	return &w.wins[i]
 }
 
 func cmpInt(a, b int64) int {
