@@ -150,12 +150,11 @@ func (d *Decoded) Stat(v *Value, k stats.Kind) (stats.Stat, error) {
 	total := k.New()
 	for i := range v.Parts {
 		p := &v.Parts[i]
-		closed, err := d.take(k, p)
+		closed, err := d.closed(k, p)
 		if err != nil {
 			return nil, err
 		}
 		total.Merge(closed)
-		d.put(k, p, closed)
 		if p.Open != nil {
 			open, err := k.Decode(p.Open.Agg)
 			if err != nil {
@@ -205,6 +204,24 @@ func (d *Decoded) take(k stats.Kind, p *Part) (stats.Stat, error) {
 		}
 	}
 	return k.Decode(p.Closed)
+}
+
+// closed returns the closed aggregate of p, to read only: d keeps it.
+func (d *Decoded) closed(k stats.Kind, p *Part) (stats.Stat, error) {
+	if d == nil {
+		return k.Decode(p.Closed)
+	}
+	d.mu.Lock()
+	e, ok := d.m[decodedKey{k.Name, p.Partition}]
+	d.mu.Unlock()
+	if ok && bytes.Equal(e.enc, p.Closed) {
+		return e.agg, nil
+	}
+	agg, err := k.Decode(p.Closed)
+	if err == nil {
+		d.put(k, p, agg)
+	}
+	return agg, err
 }
 
 // put keeps agg as the decoded form of p.Closed, which it must equal.
