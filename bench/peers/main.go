@@ -29,6 +29,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/picstats/picstats/bench/internal/benchkit"
+	"github.com/picstats/picstats/stats"
 )
 
 const (
@@ -135,6 +136,13 @@ func (o *options) parse(records, contenders, phases string) error {
 	known("phases", o.phases, allPhases)
 	if o.has("recovery") && !(o.has("drain") && slices.Contains(o.contenders, "picstats")) {
 		errs = append(errs, errors.New("--phases recovery measures the state picstats' drain leaves: add drain and the picstats contender"))
+	}
+	if chosen, err := stats.Select(picstatsStats); err != nil {
+		errs = append(errs, fmt.Errorf("--stats: %w", err))
+	} else if missing := slices.DeleteFunc(split(statsList), func(n string) bool {
+		return slices.Contains(stats.Names(chosen), n)
+	}); len(missing) > 0 {
+		errs = append(errs, fmt.Errorf("--stats %s: lacks %s, whose results the drain's judge compares", picstatsStats, strings.Join(missing, ",")))
 	}
 	if min(o.runs, o.latencyRate, o.restConns, o.liveRate) < 1 {
 		errs = append(errs, errors.New("--runs, --latency-rate, --rest-conns and --live-rate: want at least 1"))

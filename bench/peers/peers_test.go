@@ -43,3 +43,27 @@ func TestOutputsAreJudgedByTheirTotals(t *testing.T) {
 		t.Error("bad JSON accepted")
 	}
 }
+
+// TestStatsFlagNeedsTheJudgedStatistics: --stats must give picstats the
+// four statistics every contender is judged by, or the drain would wait
+// 20 minutes for a result that never comes.
+func TestStatsFlagNeedsTheJudgedStatistics(t *testing.T) {
+	defer func(s string) { picstatsStats = s }(picstatsStats)
+	for _, tt := range []struct {
+		stats string
+		ok    bool
+	}{
+		{statsList, true},
+		{"all", true},
+		{"all,-pictures", true},
+		{"count,pictures", false},
+		{"all,-min_weight", false},
+		{"bogus", false},
+	} {
+		picstatsStats = tt.stats
+		o := options{runs: 1, latencyRate: 1, restConns: 1, liveRate: 1}
+		if err := o.parse("10", "bare,picstats", "drain"); (err == nil) != tt.ok {
+			t.Errorf("--stats %s: err = %v, want ok = %v", tt.stats, err, tt.ok)
+		}
+	}
+}
