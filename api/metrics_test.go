@@ -86,6 +86,10 @@ func TestRequestMetricsByRouteTemplate(t *testing.T) {
 				return fmt.Errorf("picstats_http_requests_total{route=%q,method=%q,code=%q} = %v, want %v", c.route, c.method, c.code, got, want)
 			}
 		}
+		// Likewise the snapshot is counted once its write has returned.
+		if n := s.hub.MessagesSent(); n != 1 {
+			return fmt.Errorf("websocket messages sent: %d, want 1", n)
+		}
 		return nil
 	})
 	// Only templates, never a raw path; every route is listed from the start.
