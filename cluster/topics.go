@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -119,7 +120,7 @@ func EnsureTopics(ctx context.Context, c Config) error {
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	details, err = waitVisible(ctx, adm, c.Names.all())
+	details, err = waitVisible(ctx, cl, c.Names.all())
 	if err != nil {
 		return err
 	}
@@ -145,17 +146,23 @@ func (n Names) all() []string {
 	return []string{string(n.Pictures), string(n.Stats), string(n.Rejected), string(n.Snapshots()), string(n.Table())}
 }
 
-// waitVisible waits until the broker's metadata shows every topic with a
-// leader for each partition. Kafka acknowledges a creation before its
-// metadata has spread; goka, started right after, would find no table topic,
-// try to create it and fail with "already exists". It returns what it saw.
-func waitVisible(ctx context.Context, adm *kadm.Client, topics []string) (kadm.TopicDetails, error) {
+// waitVisible waits until the metadata of every broker shows every topic
+// with a leader for each partition. Kafka acknowledges a creation before
+// its metadata has spread: goka, started right after, would find no table
+// topic, try to create it and fail with "already exists"; on a cluster of
+// several brokers, one that had not heard of the snapshots topic yet made a
+// processor fail at start with "requested topic was not found". It returns
+// what it saw.
+func waitVisible(ctx context.Context, cl *kgo.Client, topics []string) (kadm.TopicDetails, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	adm := kadm.NewClient(cl)
 	for {
 		details, err := adm.ListTopics(ctx, topics...)
 		if err == nil && visible(details, topics) {
-			return details, nil
+			if err = visibleOnEveryBroker(ctx, cl, topics); err == nil {
+				return details, nil
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -163,6 +170,41 @@ func waitVisible(ctx context.Context, adm *kadm.Client, topics []string) (kadm.T
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// visibleOnEveryBroker asks each broker of the cluster for the topics'
+// metadata, and says which does not show them all with leaders.
+func visibleOnEveryBroker(ctx context.Context, cl *kgo.Client, topics []string) error {
+	brokers, err := kadm.NewClient(cl).BrokerMetadata(ctx)
+	if err != nil {
+		return err
+	}
+	for _, b := range brokers.Brokers {
+		req := kmsg.NewPtrMetadataRequest()
+		for _, t := range topics {
+			rt := kmsg.NewMetadataRequestTopic()
+			rt.Topic = kmsg.StringPtr(t)
+			req.Topics = append(req.Topics, rt)
+		}
+		resp, err := req.RequestWith(ctx, cl.Broker(int(b.NodeID)))
+		if err != nil {
+			return fmt.Errorf("broker %d: %w", b.NodeID, err)
+		}
+		for _, t := range resp.Topics {
+			if err := kerr.ErrorForCode(t.ErrorCode); err != nil {
+				return fmt.Errorf("broker %d: topic %s: %w", b.NodeID, *t.Topic, err)
+			}
+			for _, p := range t.Partitions {
+				if p.Leader < 0 || p.ErrorCode != 0 {
+					return fmt.Errorf("broker %d: topic %s partition %d has no leader yet", b.NodeID, *t.Topic, p.Partition)
+				}
+			}
+		}
+		if len(resp.Topics) != len(topics) {
+			return fmt.Errorf("broker %d knows %d of the topics %v", b.NodeID, len(resp.Topics), topics)
+		}
+	}
+	return nil
 }
 
 func visible(details kadm.TopicDetails, topics []string) bool {
