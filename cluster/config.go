@@ -112,7 +112,11 @@ func (c Config) topicManager() goka.TopicManagerBuilder {
 		tm := goka.NewTopicManagerConfig()
 		tm.Table.Replication = c.Replication
 		tm.Stream.Replication = c.Replication
-		return goka.NewTopicManager(brokers, c.Sarama(), tm)
+		m, err := goka.NewTopicManager(brokers, c.Sarama(), tm)
+		if err != nil {
+			return nil, err
+		}
+		return retryingTopicManager{TopicManager: m, wait: OffsetWait}, nil
 	}
 }
 

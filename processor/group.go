@@ -2,14 +2,13 @@ package processor
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"time"
 
 	"github.com/IBM/sarama"
+
+	"github.com/picstats/picstats/cluster"
 )
 
 // sessionLoop wraps the consumer group of goka's table processor so that it
@@ -33,7 +32,7 @@ func (f *sessionLoop) Consume(ctx context.Context, topics []string, h sarama.Con
 			retryUntil = time.Time{}
 			continue
 		}
-		if !transient(err) {
+		if !cluster.Transient(err) {
 			return err
 		}
 		if retryUntil.IsZero() {
@@ -51,17 +50,3 @@ func (f *sessionLoop) Consume(ctx context.Context, topics []string, h sarama.Con
 }
 
 const transientWait = 2 * time.Minute
-
-func transient(err error) bool {
-	for _, e := range []error{
-		sarama.ErrOffsetsLoadInProgress, sarama.ErrConsumerCoordinatorNotAvailable, sarama.ErrNotCoordinatorForConsumer,
-		sarama.ErrRebalanceInProgress, sarama.ErrLeaderNotAvailable, sarama.ErrNotLeaderForPartition,
-		sarama.ErrRequestTimedOut, sarama.ErrNetworkException, sarama.ErrOutOfBrokers, sarama.ErrBrokerNotAvailable,
-	} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	var netErr *net.OpError // the broker went away mid-session
-	return errors.Is(err, io.EOF) || errors.As(err, &netErr)
-}
