@@ -45,6 +45,11 @@ type Config struct {
 	Count  int     // records to produce; 0 produces until cancelled
 	Key    Key
 	Rand   *rand.Rand // nil: seeded randomly
+	// Acked, if set, is called with every record the cluster acknowledged
+	// (it carries its partition and offset), from franz-go's produce
+	// callback: it must not block. Tests use it to check that nothing
+	// acknowledged is lost.
+	Acked func(*kgo.Record)
 }
 
 // Weight bounds of the skeleton's feed: uniform in [MinWeight, MaxWeight).
@@ -122,6 +127,9 @@ func Run(ctx context.Context, cl *kgo.Client, cfg Config, logger *slog.Logger) (
 				return
 			}
 			acked.Add(1)
+			if cfg.Acked != nil {
+				cfg.Acked(r)
+			}
 			if cfg.Rate == 0 {
 				logger.Info("sent registration", "value", string(r.Value), "partition", r.Partition, "offset", r.Offset)
 			}

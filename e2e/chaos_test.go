@@ -53,17 +53,9 @@ func TestChaos(t *testing.T) {
 	t.Logf("seed %d, %d records, %d kills over %v, batch size %d", seed, *chaosRecords, *chaosKills, *chaosDuration, *chaosBatch)
 
 	logs := t.TempDir()
-	t.Cleanup(func() { // the processors' own account of a failure
-		if t.Failed() {
-			for i := range 2 {
-				b, _ := os.ReadFile(filepath.Join(logs, fmt.Sprintf("processor-%d.log", i)))
-				lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-				t.Logf("last lines of processor %d's log:\n%s", i, strings.Join(lines[max(0, len(lines)-40):], "\n"))
-			}
-		}
-	})
 	sup := &supervisor{t: t, bin: bin, logs: logs,
 		args: append(append([]string{"processor"}, common...), "--partitions", "4", "--batch-size", fmt.Sprint(*chaosBatch))}
+	sup.showLogsOnFailure()
 	sup.start(0)
 	sup.start(1)
 	_, url := startBinary(t, bin, append([]string{"api", "--addr", "127.0.0.1:0"}, common...)...)
@@ -300,6 +292,20 @@ func (s *supervisor) start(i int) {
 	if err := s.startLocked(i); err != nil {
 		s.t.Fatal(err)
 	}
+}
+
+// showLogsOnFailure has the test show the last lines of each processor's
+// log if it fails: the processors' own account of a failure.
+func (s *supervisor) showLogsOnFailure() {
+	s.t.Cleanup(func() {
+		if s.t.Failed() {
+			for i := range s.procs {
+				b, _ := os.ReadFile(filepath.Join(s.logs, fmt.Sprintf("processor-%d.log", i)))
+				lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+				s.t.Logf("last lines of processor %d's log:\n%s", i, strings.Join(lines[max(0, len(lines)-40):], "\n"))
+			}
+		}
+	})
 }
 
 // startLocked starts processor i; restarts run it on the goroutine that

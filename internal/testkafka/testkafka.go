@@ -69,7 +69,7 @@ func StartBroker(t testing.TB) (cluster.Config, *Broker) {
 		_, port, _ := net.SplitHostPort(brokers[0])
 		b.port, _ = strconv.Atoi(port)
 	}
-	return config(t, brokers), b
+	return config(t, brokers, Real()), b
 }
 
 func (b *Broker) start(t testing.TB) {
@@ -123,20 +123,89 @@ func (b *Broker) script(t testing.TB, command string) {
 	if dir == "" {
 		t.Fatalf("scripts/kafka %s of the real broker needs $%s (scripts/test-kafka sets it)", command, EnvKafkaDir)
 	}
-	_, file, _, _ := runtime.Caller(0)
-	script := filepath.Join(filepath.Dir(file), "..", "..", "scripts", "kafka")
-	if out, err := exec.Command(script, command, "--dir", dir).CombinedOutput(); err != nil {
-		t.Fatalf("scripts/kafka %s: %v\n%s", command, err, out)
-	}
+	runScript(t, "kafka", command, "--dir", dir)
 }
 
-func config(t testing.TB, brokers []string) cluster.Config {
+// runScript runs scripts/NAME ARGS... and returns its output, or fails the
+// test with it.
+func runScript(t testing.TB, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(scriptPath(name), args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("scripts/%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// Cluster is an Apache Kafka cluster of several brokers that
+// scripts/kafka-cluster runs for one test, on free ports in a temporary
+// folder. Its brokers' node ids are 1 to N, as in Kafka's metadata.
+type Cluster struct {
+	dir   string
+	nodes int
+}
+
+// StartCluster starts a cluster of n brokers (each also a KRaft
+// controller) and returns the configuration of a test on it, with
+// replication min(n, 3) for the topics picstats creates. The cluster is
+// killed when the test ends. It needs the Kafka jars of scripts/kafka
+// fetch.
+func StartCluster(t testing.TB, n int) (cluster.Config, *Cluster) {
+	t.Helper()
+	c := &Cluster{dir: t.TempDir(), nodes: n}
+	t.Cleanup(func() {
+		// SIGKILL: the data goes with the test, and a graceful stop of a
+		// cluster that lost a broker waits 30 s for a quorum.
+		for id := 1; id <= n; id++ {
+			out, err := exec.Command(scriptPath("kafka-cluster"), "kill", strconv.Itoa(id), "--dir", c.dir).CombinedOutput()
+			if err != nil {
+				t.Logf("scripts/kafka-cluster kill %d: %v\n%s", id, err, out)
+			}
+		}
+	})
+	runScript(t, "kafka-cluster", "start", "--dir", c.dir, "--nodes", strconv.Itoa(n))
+	brokers, err := cluster.ParseBrokers(strings.TrimSpace(runScript(t, "kafka-cluster", "brokers", "--dir", c.dir)))
+	if err != nil {
+		t.Fatalf("scripts/kafka-cluster brokers: %v", err)
+	}
+	cfg := config(t, brokers, true)
+	cfg.Replication = min(n, 3)
+	return cfg, c
+}
+
+// scriptPath is the path of scripts/NAME in this repository.
+func scriptPath(name string) string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "scripts", name)
+}
+
+// Kill SIGKILLs broker id.
+func (c *Cluster) Kill(t testing.TB, id int32) {
+	t.Helper()
+	runScript(t, "kafka-cluster", "kill", strconv.Itoa(int(id)), "--dir", c.dir)
+}
+
+// Restart starts broker id again with its data and ports, and waits until
+// it answers metadata requests.
+func (c *Cluster) Restart(t testing.TB, id int32) {
+	t.Helper()
+	runScript(t, "kafka-cluster", "restart", strconv.Itoa(int(id)), "--dir", c.dir)
+}
+
+// Log returns the last lines of broker id's log.
+func (c *Cluster) Log(id int32, lines int) string {
+	b, _ := os.ReadFile(filepath.Join(c.dir, fmt.Sprintf("node-%d", id), "broker.log"))
+	all := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return strings.Join(all[max(0, len(all)-lines):], "\n")
+}
+
+func config(t testing.TB, brokers []string, real bool) cluster.Config {
 	name := strings.ToLower(unsafe.ReplaceAllString(t.Name(), "-"))
 	if len(name) > 40 {
 		name = name[:40]
 	}
 	prefix := fmt.Sprintf("t-%s-%06d.", name, rand.IntN(1_000_000))
-	t.Logf("Kafka %v (real cluster: %v), topic prefix %q", brokers, Real(), prefix)
+	t.Logf("Kafka %v (real cluster: %v), topic prefix %q", brokers, real, prefix)
 	return cluster.Config{
 		Brokers:     brokers,
 		Names:       cluster.DefaultNames(prefix),
