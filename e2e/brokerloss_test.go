@@ -44,13 +44,14 @@ func TestBrokerLoss(t *testing.T) {
 	if !*brokerLoss {
 		t.Skip("the broker-loss test runs only with -brokerloss: it starts its own three-broker Apache Kafka cluster (.ci/run runs it)")
 	}
-	cfg, kc := testkafka.StartCluster(t, 3)
-	bin := buildBinary(t)
-	common := []string{"--brokers", strings.Join(cfg.Brokers, ","), "--topic-prefix", cfg.Names.Prefix, "--log-level", "warn"}
 	start := time.Now()
 	logf := func(format string, args ...any) {
 		t.Logf("%6.1fs: %s", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
 	}
+	cfg, kc := testkafka.StartCluster(t, 3)
+	bin := buildBinary(t)
+	common := []string{"--brokers", strings.Join(cfg.Brokers, ","), "--topic-prefix", cfg.Names.Prefix, "--log-level", "warn"}
+	logf("three-broker cluster started, picstats built")
 
 	sup := &supervisor{t: t, bin: bin, logs: t.TempDir(),
 		args: append(append([]string{"processor"}, common...), "--partitions", "4", "--replication", "3")}

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/picstats/picstats/cluster"
 )
@@ -156,6 +157,8 @@ func StartCluster(t testing.TB, n int) (cluster.Config, *Cluster) {
 	t.Cleanup(func() {
 		// SIGKILL: the data goes with the test, and a graceful stop of a
 		// cluster that lost a broker waits 30 s for a quorum.
+		start := time.Now()
+		defer func() { t.Logf("cluster killed in %v", time.Since(start).Round(time.Millisecond)) }()
 		for id := 1; id <= n; id++ {
 			out, err := exec.Command(scriptPath("kafka-cluster"), "kill", strconv.Itoa(id), "--dir", c.dir).CombinedOutput()
 			if err != nil {
