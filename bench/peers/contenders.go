@@ -79,13 +79,13 @@ func bareChild(broker, topic, report string) error {
 func (e *env) start(ctx context.Context, name, prefix, input, tag string) (*benchkit.Child, *benchkit.Marker, string, func(), error) {
 	switch name {
 	case "picstats": // done when its stats topic is exact: the recovery phase measures the API
-		n := cluster.DefaultNames(prefix)
-		if err := deleteAll(ctx, e.adm, picstatsGroups(prefix), []string{string(n.Table()), string(n.Snapshots()), string(n.Stats), string(n.Rejected)}); err != nil {
-			return nil, nil, "", func() {}, fmt.Errorf("reset: %w", err)
+		output, err := e.resetPicstats(ctx, prefix)
+		if err != nil {
+			return nil, nil, "", func() {}, err
 		}
 		mark := benchkit.NewMarker("processor ready")
-		c, err := benchkit.Start(ctx, e.log(tag+"-picstats"), mark, e.picstats, picstatsArgs("processor", e.broker, prefix, picstatsStats)...)
-		return c, mark, string(n.Stats), func() {}, err
+		c, err := benchkit.Start(ctx, e.log(tag+"-picstats"), mark, e.picstats, picstatsArgs("processor", e.broker, prefix, picstatsStats, partitions)...)
+		return c, mark, output, func() {}, err
 	case "goka-naive": // naive.go; its output is the group table's changelog
 		group := prefix + "naive"
 		cleanup := func() { _ = deletePrefixed(context.Background(), e.adm, group, group) }
@@ -107,6 +107,17 @@ func (e *env) start(ctx context.Context, name, prefix, input, tag string) (*benc
 	}, err
 }
 
+// resetPicstats deletes picstats' groups and the topics it writes under
+// prefix, but not its input, so that a processor starts from nothing over
+// the same backlog; it returns the stats topic.
+func (e *env) resetPicstats(ctx context.Context, prefix string) (string, error) {
+	n := cluster.DefaultNames(prefix)
+	if err := deleteAll(ctx, e.adm, picstatsGroups(prefix), []string{string(n.Table()), string(n.Snapshots()), string(n.Stats), string(n.Rejected)}); err != nil {
+		return "", fmt.Errorf("reset: %w", err)
+	}
+	return string(n.Stats), nil
+}
+
 // picstatsWindows is picstats' --windows in every role (peers' --windows).
 var picstatsWindows = stats.DefaultWindowsSpec
 
@@ -116,12 +127,12 @@ var picstatsWindows = stats.DefaultWindowsSpec
 var picstatsStats = statsList
 
 // picstatsArgs are the flags of a picstats role over backlog prefix; the
-// processor creates the topics it lacks with the benchmark's partitions
-// (the api role has no --partitions).
-func picstatsArgs(role, broker, prefix, stats string, extra ...string) []string {
+// processor creates the topics it lacks with parts partitions, the
+// backlog's (0 for the api role, which has no --partitions).
+func picstatsArgs(role, broker, prefix, stats string, parts int, extra ...string) []string {
 	args := []string{role, "--brokers", broker, "--topic-prefix", prefix, "--stats", stats, "--windows", picstatsWindows}
-	if role == "processor" {
-		args = append(args, "--partitions", strconv.Itoa(partitions))
+	if parts > 0 {
+		args = append(args, "--partitions", strconv.Itoa(parts))
 	}
 	return append(args, extra...)
 }

@@ -41,7 +41,7 @@ func (e *env) recover(ctx context.Context, label, prefix, stats string, want int
 
 func (e *env) recoverProcessor(ctx context.Context, prefix, stats string) (float64, string) {
 	mark := benchkit.NewMarker("processor ready")
-	p, err := benchkit.Start(ctx, e.log("recovery-processor"), mark, e.picstats, picstatsArgs("processor", e.broker, prefix, stats)...)
+	p, err := benchkit.Start(ctx, e.log("recovery-processor"), mark, e.picstats, picstatsArgs("processor", e.broker, prefix, stats, partitions)...)
 	if err != nil {
 		return math.NaN(), err.Error()
 	}
@@ -81,7 +81,7 @@ func (e *env) startAPI(ctx context.Context, log, prefix, stats string) (*benchki
 		return nil, "", err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
-	c, err := benchkit.Start(ctx, e.log(log), nil, e.picstats, picstatsArgs("api", e.broker, prefix, stats, "--addr", addr)...)
+	c, err := benchkit.Start(ctx, e.log(log), nil, e.picstats, picstatsArgs("api", e.broker, prefix, stats, 0, "--addr", addr)...)
 	return c, "http://" + addr, err
 }
 
@@ -106,7 +106,7 @@ func (e *env) live(ctx context.Context) error {
 		return err
 	}
 	fmt.Printf("== live: picstats with every statistic, a datafeed at %d records/s for %v (%d records) ==\n", e.o.liveRate, e.o.liveDuration, n)
-	proc, err := benchkit.Start(ctx, e.log("live-processor"), nil, e.picstats, picstatsArgs("processor", e.broker, prefix, "all")...)
+	proc, err := benchkit.Start(ctx, e.log("live-processor"), nil, e.picstats, picstatsArgs("processor", e.broker, prefix, "all", partitions)...)
 	if err != nil {
 		return err
 	}

@@ -83,7 +83,7 @@ func (e *env) restAPI(ctx context.Context) (*benchkit.Child, string, []byte, err
 	if err := benchkit.Produce(ctx, []kgo.Opt{kgo.SeedBrokers(e.broker), kgo.DefaultProduceTopic(prefix + "picture")}, records, registration); err != nil {
 		return nil, "", nil, err
 	}
-	proc, err := benchkit.Start(ctx, e.log("rest-processor"), nil, e.picstats, picstatsArgs("processor", e.broker, prefix, "all")...)
+	proc, err := benchkit.Start(ctx, e.log("rest-processor"), nil, e.picstats, picstatsArgs("processor", e.broker, prefix, "all", partitions)...)
 	if err != nil {
 		return nil, "", nil, err
 	}
