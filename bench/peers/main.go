@@ -4,8 +4,9 @@
 // statistic, and Kafka Streams (bench/kstreams). Its phases: drain (each
 // contender alone, as its own process, from start to the exact result on
 // its output topic), recovery after picstats' drain, live (recovery after
-// a datafeed), latency and rest. Run it from the module root; BENCHMARKS.md
-// explains every figure.
+// a datafeed), latency, rest and scaling (picstats alone with 1, 2 and 4
+// processor processes over one backlog on 8 partitions). Run it from the
+// module root; BENCHMARKS.md explains every figure.
 package main
 
 import (
@@ -41,12 +42,12 @@ const (
 
 var (
 	allContenders = []string{"bare", "picstats", "goka-naive", "kstreams-alos", "kstreams-eos", "kstreams-pre-eos"}
-	allPhases     = []string{"drain", "recovery", "live", "latency", "rest"}
+	allPhases     = []string{"drain", "recovery", "live", "latency", "rest", "scaling"}
 )
 
 // options are the driver's flags.
 type options struct {
-	sizes                                       []int
+	sizes, processors                           []int
 	runs, latencyRate, restConns, liveRate      int
 	contenders, phases                          []string
 	latencyDuration, restDuration, liveDuration time.Duration
@@ -58,6 +59,9 @@ const usage = `Usage: go run ./bench/peers [flags]   (from the module root)
 Starts its own Apache Kafka 4.1.1 (scripts/kafka) and compares picstats with a bare
 consumer, goka and Kafka Streams (bench/kstreams, built with Maven on first use). The
 defaults take about 75 minutes on 2 cores; BENCHMARKS.md explains every figure.
+--phases scaling drains one backlog on 8 partitions with 1, 2 and 4 picstats
+processor processes at once (--processors) and reports records/s and CPU seconds
+per million records for each number of processes (and for bare, if a contender).
 
 `
 
@@ -68,7 +72,8 @@ func main() {
 	records := fs.String("records", "1000000,10000000", "backlog sizes, comma-separated; each gets its own input topic")
 	fs.IntVar(&o.runs, "runs", 3, "runs of every contender and measurement; medians are reported")
 	contenders := fs.String("contenders", strings.Join(allContenders, ","), "drain contenders, in order")
-	phases := fs.String("phases", strings.Join(allPhases, ","), "what to measure: drain, recovery (needs picstats in drain), live, latency, rest")
+	phases := fs.String("phases", strings.Join(allPhases, ","), "what to measure: drain, recovery (needs picstats in drain), live, latency, rest, scaling (needs the picstats contender)")
+	processors := fs.String("processors", "1,2,4", fmt.Sprintf("scaling: numbers of picstats processor processes that drain the backlog together, comma-separated, each 1 to %d (the partitions); the first is the others' reference", scalingPartitions))
 	fs.IntVar(&o.latencyRate, "latency-rate", 1000, "records per second in the latency phase")
 	fs.DurationVar(&o.latencyDuration, "latency-duration", 20*time.Second, "how long each latency run produces")
 	fs.DurationVar(&o.restDuration, "rest-duration", 10*time.Second, "how long each REST load run lasts")
@@ -76,7 +81,7 @@ func main() {
 	fs.IntVar(&o.liveRate, "live-rate", 200, "records per second of the datafeed in the live phase")
 	fs.DurationVar(&o.liveDuration, "live-duration", time.Minute, "how long the live phase feeds picstats before measuring recovery")
 	fs.StringVar(&picstatsWindows, "windows", picstatsWindows, "picstats' --windows (none: no windows; the figures in BENCHMARKS.md before 2026-12-03 had none)")
-	fs.StringVar(&picstatsStats, "stats", picstatsStats, "picstats' --stats in the drain and recovery phases (all: every statistic); must include "+statsList+", which the other contenders compute")
+	fs.StringVar(&picstatsStats, "stats", picstatsStats, "picstats' --stats in the drain, recovery and scaling phases (all: every statistic); must include "+statsList+", which the other contenders compute")
 	fs.StringVar(&o.logs, "logs", "", "keep every child's output (and the broker's log) in this folder; by default they are removed with the scratch folder")
 	fs.Usage = func() { fmt.Fprint(fs.Output(), usage); fs.PrintDefaults() }
 	_ = fs.Parse(os.Args[1:])
@@ -87,7 +92,7 @@ func main() {
 		}
 		return
 	}
-	if err := o.parse(*records, *contenders, *phases); err != nil {
+	if err := o.parse(*records, *contenders, *phases, *processors); err != nil {
 		fmt.Fprintf(os.Stderr, "peers: %v\n", err)
 		os.Exit(2)
 	}
@@ -115,15 +120,10 @@ func runChild(mode string, a []string) error {
 }
 
 // parse fills in the lists of o from their flags and checks every flag.
-func (o *options) parse(records, contenders, phases string) error {
+func (o *options) parse(records, contenders, phases, processors string) error {
 	var errs []error
-	for _, s := range split(records) {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			errs = append(errs, fmt.Errorf("--records: %q is not a positive number", s))
-		}
-		o.sizes = append(o.sizes, n)
-	}
+	o.sizes = numbers(&errs, "records", records, math.MaxInt)
+	o.processors = numbers(&errs, "processors", processors, scalingPartitions)
 	o.contenders, o.phases = split(contenders), split(phases)
 	known := func(flag string, got, all []string) {
 		for _, x := range got {
@@ -137,6 +137,12 @@ func (o *options) parse(records, contenders, phases string) error {
 	if o.has("recovery") && !(o.has("drain") && slices.Contains(o.contenders, "picstats")) {
 		errs = append(errs, errors.New("--phases recovery measures the state picstats' drain leaves: add drain and the picstats contender"))
 	}
+	if o.has("scaling") && !slices.Contains(o.contenders, "picstats") {
+		errs = append(errs, errors.New("--phases scaling runs picstats processors: add the picstats contender"))
+	}
+	if o.has("scaling") && len(o.processors) == 0 {
+		errs = append(errs, errors.New("--processors: want at least one number of processes for the scaling phase"))
+	}
 	if chosen, err := stats.Select(picstatsStats); err != nil {
 		errs = append(errs, fmt.Errorf("--stats: %w", err))
 	} else if missing := slices.DeleteFunc(split(statsList), func(n string) bool {
@@ -148,6 +154,23 @@ func (o *options) parse(records, contenders, phases string) error {
 		errs = append(errs, errors.New("--runs, --latency-rate, --rest-conns and --live-rate: want at least 1"))
 	}
 	return errors.Join(errs...)
+}
+
+// numbers parses the comma-separated list of flag, each from 1 to most,
+// adding an error per bad entry to errs.
+func numbers(errs *[]error, flag, list string, most int) []int {
+	var ns []int
+	for _, s := range split(list) {
+		n, err := strconv.Atoi(s)
+		switch {
+		case err != nil || n < 1:
+			*errs = append(*errs, fmt.Errorf("--%s: %q is not a positive number", flag, s))
+		case n > most:
+			*errs = append(*errs, fmt.Errorf("--%s: %d is more than %d", flag, n, most))
+		}
+		ns = append(ns, n)
+	}
+	return ns
 }
 
 func split(s string) []string {
@@ -196,13 +219,18 @@ func run(ctx context.Context, o options) error {
 	fmt.Printf("versions: Apache Kafka 4.1.1 (scripts/kafka, one KRaft node on this machine); kafka-streams 4.1.1; goka v1.1.14; %s\n",
 		cmp.Or(strings.SplitN(string(java), "\n", 2)[0], "java: ?"))
 	fmt.Printf("command: go run ./bench/peers %s\n", strings.Join(os.Args[1:], " "))
-	fmt.Printf("backlogs: %v records on %d partitions; runs: %d; phases: %s\n\n", o.sizes, partitions, o.runs, strings.Join(o.phases, ","))
-	for _, n := range o.sizes {
-		if !o.has("drain") {
-			break
-		}
-		if err := e.drain(ctx, n); err != nil {
-			return fmt.Errorf("drain %d: %w", n, err)
+	fmt.Printf("backlogs: %v records on %d partitions (scaling: %d); runs: %d; phases: %s\n\n", o.sizes, partitions, scalingPartitions, o.runs, strings.Join(o.phases, ","))
+	for _, p := range []struct {
+		name string
+		f    func(context.Context, int) error
+	}{{"drain", e.drain}, {"scaling", e.scaling}} {
+		for _, n := range o.sizes {
+			if !o.has(p.name) {
+				break
+			}
+			if err := p.f(ctx, n); err != nil {
+				return fmt.Errorf("%s %d: %w", p.name, n, err)
+			}
 		}
 	}
 	for _, p := range []struct {
@@ -219,14 +247,14 @@ func run(ctx context.Context, o options) error {
 }
 
 // build builds picstats and, if a phase needs it and it is missing, the
-// Kafka Streams jar, which produces the drain backlogs and is the Kafka
-// Streams contender.
+// Kafka Streams jar, which produces the drain and scaling backlogs and is
+// the Kafka Streams contender.
 func (e *env) build(ctx context.Context) (err error) {
 	if e.picstats, err = benchkit.BuildPicstats(ctx, e.tmp); err != nil {
 		return err
 	}
 	kstreams := slices.ContainsFunc(e.o.contenders, func(c string) bool { return strings.HasPrefix(c, "kstreams") })
-	if _, err := os.Stat(jarPath); err != nil && (e.o.has("drain") || e.o.has("latency") && kstreams) {
+	if _, err := os.Stat(jarPath); err != nil && (e.o.has("drain") || e.o.has("scaling") || e.o.has("latency") && kstreams) {
 		fmt.Println("building the Kafka Streams peer (mvn, once)…")
 		if err := benchkit.Run(ctx, "mvn", "-q", "-f", "bench/kstreams/pom.xml", "package", "-DskipTests"); err != nil {
 			return fmt.Errorf("mvn: %w", err)

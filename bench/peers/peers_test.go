@@ -1,6 +1,10 @@
 package main
 
-import "testing"
+import (
+	"slices"
+	"strings"
+	"testing"
+)
 
 // A contender is exact only when all four statistics agree with the jar's
 // --produce output, whatever order and repeats its output has; averages
@@ -62,8 +66,42 @@ func TestStatsFlagNeedsTheJudgedStatistics(t *testing.T) {
 	} {
 		picstatsStats = tt.stats
 		o := options{runs: 1, latencyRate: 1, restConns: 1, liveRate: 1}
-		if err := o.parse("10", "bare,picstats", "drain"); (err == nil) != tt.ok {
+		if err := o.parse("10", "bare,picstats", "drain", "1,2,4"); (err == nil) != tt.ok {
 			t.Errorf("--stats %s: err = %v, want ok = %v", tt.stats, err, tt.ok)
 		}
+	}
+}
+
+// TestProcessorsFlag: the scaling phase's --processors takes numbers of
+// processes from 1 to the backlog's partitions, and the phase needs
+// picstats among the contenders; anything else stops with a message that
+// names the flag.
+func TestProcessorsFlag(t *testing.T) {
+	for _, tt := range []struct {
+		processors, contenders, phases string
+		want                           string // "" for no error, else part of it
+	}{
+		{"1,2,4", "bare,picstats", "scaling", ""},
+		{"1", "picstats", "scaling", ""},
+		{"8,1", "picstats", "scaling", ""},
+		{"", "picstats", "drain", ""}, // not used
+		{"0", "picstats", "scaling", `--processors: "0" is not a positive number`},
+		{"1,-2", "picstats", "scaling", `--processors: "-2" is not a positive number`},
+		{"two", "picstats", "scaling", `--processors: "two" is not a positive number`},
+		{"1,9", "picstats", "scaling", "--processors: 9 is more than 8"},
+		{"", "picstats", "scaling", "--processors: want at least one"},
+		{" , ", "picstats", "scaling", "--processors: want at least one"},
+		{"1,2,4", "bare", "scaling", "add the picstats contender"},
+		{"1,2", "bare", "drain", ""},
+	} {
+		o := options{runs: 1, latencyRate: 1, restConns: 1, liveRate: 1}
+		err := o.parse("10", tt.contenders, tt.phases, tt.processors)
+		if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+			t.Errorf("--processors %q --contenders %s --phases %s: err = %v, want %q", tt.processors, tt.contenders, tt.phases, err, tt.want)
+		}
+	}
+	o := options{runs: 1, latencyRate: 1, restConns: 1, liveRate: 1}
+	if err := o.parse("10", "picstats", "scaling", "4, 1 ,2"); err != nil || !slices.Equal(o.processors, []int{4, 1, 2}) {
+		t.Errorf("--processors '4, 1 ,2' = %v, %v; want [4 1 2] in that order", o.processors, err)
 	}
 }
