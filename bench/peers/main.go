@@ -58,7 +58,8 @@ const usage = `Usage: go run ./bench/peers [flags]   (from the module root)
 
 Starts its own Apache Kafka 4.1.1 (scripts/kafka) and compares picstats with a bare
 consumer, goka and Kafka Streams (bench/kstreams, built with Maven on first use). The
-defaults take about 75 minutes on 2 cores; BENCHMARKS.md explains every figure.
+defaults take about 75 minutes on 2 cores and the scaling phase some more (about 4
+minutes for one backlog of 5M records); BENCHMARKS.md explains every figure.
 --phases scaling drains one backlog on 8 partitions with 1, 2 and 4 picstats
 processor processes at once (--processors) and reports records/s and CPU seconds
 per million records for each number of processes (and for bare, if a contender).
@@ -71,7 +72,7 @@ func main() {
 	mode := fs.String("mode", "", "internal: run a child (bare, goka-naive or bare-rest) with its arguments")
 	records := fs.String("records", "1000000,10000000", "backlog sizes, comma-separated; each gets its own input topic")
 	fs.IntVar(&o.runs, "runs", 3, "runs of every contender and measurement; medians are reported")
-	contenders := fs.String("contenders", strings.Join(allContenders, ","), "drain contenders, in order")
+	contenders := fs.String("contenders", strings.Join(allContenders, ","), "drain contenders, in order (the scaling phase runs bare, if listed, and picstats)")
 	phases := fs.String("phases", strings.Join(allPhases, ","), "what to measure: drain, recovery (needs picstats in drain), live, latency, rest, scaling (needs the picstats contender)")
 	processors := fs.String("processors", "1,2,4", fmt.Sprintf("scaling: numbers of picstats processor processes that drain the backlog together, comma-separated, each 1 to %d (the partitions); the first is the others' reference", scalingPartitions))
 	fs.IntVar(&o.latencyRate, "latency-rate", 1000, "records per second in the latency phase")
