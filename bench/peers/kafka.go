@@ -2,61 +2,23 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/picstats/picstats/bench/internal/benchkit"
 )
 
-// startKafka starts Apache Kafka with scripts/kafka on free ports in the
-// scratch folder and connects e.adm to it; the returned stop must be
-// called even on error.
+// startKafka starts Apache Kafka (benchkit.StartKafka) in the scratch
+// folder and connects e.adm to it; the returned stop must be called even
+// on error.
 func (e *env) startKafka(ctx context.Context) (func(), error) {
-	kdir, cl := filepath.Join(e.tmp, "kafka"), (*kgo.Client)(nil)
-	stop := func() {
-		if cl != nil {
-			cl.Close()
-		}
-		_ = benchkit.Run(context.Background(), "scripts/kafka", "stop", "--dir", kdir) // ctx may be cancelled (Ctrl-C)
-		if e.o.logs != "" {
-			_ = os.Rename(filepath.Join(kdir, "broker.log"), filepath.Join(e.o.logs, "kafka-broker.log"))
-		}
-	}
-	ports, err := benchkit.FreePorts(3)
-	if err != nil {
-		return stop, err
-	}
-	e.broker = fmt.Sprintf("127.0.0.1:%d", ports[0])
-	fmt.Printf("starting Kafka 4.1.1 at %s…\n", e.broker)
-	if err := benchkit.Run(ctx, "scripts/kafka", "start", "--dir", kdir, "--port", fmt.Sprint(ports[0]),
-		"--external-port", fmt.Sprint(ports[1]), "--controller-port", fmt.Sprint(ports[2])); err != nil {
-		return stop, fmt.Errorf("kafka start: %w", err)
-	}
-	if cl, err = kgo.NewClient(kgo.SeedBrokers(e.broker)); err != nil {
-		return stop, err
-	}
-	e.adm = kadm.NewClient(cl)
-	// The first group on a fresh broker creates __consumer_offsets (50
-	// partitions, seconds): do it now, not in the first contender's time,
-	// by committing an offset for a throwaway group.
-	const warm = "bench.warmup"
-	if _, err := e.adm.CreateTopic(ctx, 1, 1, nil, warm); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-		return stop, err
-	}
-	var o kadm.Offsets
-	o.Add(kadm.Offset{Topic: warm, Partition: 0, At: 0, LeaderEpoch: -1})
-	if err := benchkit.Poll(ctx, 2*time.Minute, 200*time.Millisecond, func() error { return e.adm.CommitAllOffsets(ctx, warm, o) }); err != nil {
-		return stop, fmt.Errorf("creating __consumer_offsets: %w", err)
-	}
-	return stop, deleteAll(ctx, e.adm, []string{warm}, []string{warm})
+	k, err := benchkit.StartKafka(ctx, filepath.Join(e.tmp, "kafka"))
+	e.broker, e.adm = k.Broker, k.Adm
+	return func() { k.Stop(e.o.logs) }, err
 }
 
 // deleteAll deletes the groups and topics that exist and waits until they
