@@ -347,9 +347,13 @@ type processorFlags struct {
 	snapshotInterval time.Duration
 	windowInterval   time.Duration
 	metricsAddr      string
+	membership       cluster.Membership
 }
 
 func (g *processorFlags) register(fs *flag.FlagSet) {
+	fs.DurationVar(&g.membership.SessionTimeout, "session-timeout", cluster.DefaultSessionTimeout, "a processor that sends no heartbeat for this long (killed, paused) loses its partitions to the others;\nalso how long a rebalance waits for members to rejoin (Apache Kafka accepts 6s to 30m by default)")
+	fs.DurationVar(&g.membership.HeartbeatInterval, "heartbeat-interval", cluster.DefaultHeartbeatInterval, "how often a processor heartbeats to its groups' coordinator: the others join a rebalance at most this late")
+	fs.StringVar(&g.membership.InstanceID, "instance-id", "", "static group membership (group.instance.id) for both consumer groups: restarted with the same `id`\nwithin --session-timeout, the processor gets its partitions back without a rebalance; a SIGTERM still\nleaves at once. Must be unique among running processors; empty: dynamic membership")
 	fs.Int64Var(&g.batchSize, "batch-size", processor.DefaultBatchSize, "input offsets per micro-batch: commits happen at batch boundaries")
 	fs.DurationVar(&g.snapshotInterval, "snapshot-interval", processor.DefaultSnapshotInterval, "the least time between two snapshots of a partition's open batch; one with news is sent\nas soon as the previous is acknowledged and this old (bounds the table's write rate)")
 	fs.DurationVar(&g.windowInterval, "window-snapshot-interval", processor.DefaultWindowInterval, "how often open batches of the windowed statistics are sent to the table\n(their values hold every window kept: each write costs more)")
@@ -358,7 +362,11 @@ func (g *processorFlags) register(fs *flag.FlagSet) {
 
 func (g *processorFlags) apply(o *options) error {
 	o.batchSize, o.snapshotInterval, o.windowInterval, o.metricsAddr = g.batchSize, g.snapshotInterval, g.windowInterval, g.metricsAddr
+	o.cluster.Membership = g.membership
 	var errs []error
+	if err := g.membership.Check(); err != nil {
+		errs = append(errs, fmt.Errorf("--session-timeout, --heartbeat-interval, --instance-id: %w", err))
+	}
 	if g.batchSize < 1 {
 		errs = append(errs, fmt.Errorf("--batch-size %d: want at least 1", g.batchSize))
 	}

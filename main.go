@@ -168,7 +168,9 @@ func runProcessor(ctx context.Context, o *options) error {
 		return err
 	}
 	o.logger.Info("processor starting", "group", o.cluster.Names.Group, "input", o.cluster.Names.Pictures,
-		"brokers", o.cluster.Brokers, "stats", stats.Names(o.stats), "batch_size", o.batchSize, "snapshot_interval", o.snapshotInterval)
+		"brokers", o.cluster.Brokers, "stats", stats.Names(o.stats), "batch_size", o.batchSize, "snapshot_interval", o.snapshotInterval,
+		"session_timeout", o.cluster.Membership.Session(), "heartbeat_interval", o.cluster.Membership.Heartbeat(), "instance_id", o.cluster.Membership.InstanceID)
+	cluster.LogSarama(o.logger)
 	if err := p.Run(ctx, o.cluster); err != nil {
 		return err
 	}

@@ -5,6 +5,8 @@
 package cluster
 
 import (
+	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"hash"
@@ -25,6 +27,70 @@ type Config struct {
 	Partitions  int // of the topics picstats creates; an existing picture topic keeps its own
 	Replication int // replication factor of every topic picstats creates
 	Logger      *slog.Logger
+	Membership  Membership // of the processor's consumer groups
+}
+
+// Membership says how a processor takes part in its two consumer groups
+// (the input stage's franz-go group and the table stage's goka group).
+// The zero value means the defaults.
+type Membership struct {
+	// SessionTimeout: a member that sends no heartbeat for this long is
+	// dropped and its partitions go to the others (a SIGKILLed processor's
+	// partitions stand still this long). Also the rebalance timeout: how
+	// long a rebalance waits for the members to rejoin.
+	SessionTimeout time.Duration
+	// HeartbeatInterval: how often a member asks the coordinator whether
+	// a rebalance has begun; the others join a rebalance at most this late.
+	HeartbeatInterval time.Duration
+	// InstanceID, if set, makes the processor a static member of both
+	// groups (KIP-345, group.instance.id): restarted with the same id
+	// within the session timeout, it gets its partitions back without a
+	// rebalance. Two running processors must never share one.
+	InstanceID string
+}
+
+// Defaults of Membership.
+const (
+	DefaultSessionTimeout    = 10 * time.Second
+	DefaultHeartbeatInterval = 250 * time.Millisecond
+)
+
+// Session is the session timeout in force.
+func (m Membership) Session() time.Duration {
+	if m.SessionTimeout > 0 {
+		return m.SessionTimeout
+	}
+	return DefaultSessionTimeout
+}
+
+// Heartbeat is the heartbeat interval in force.
+func (m Membership) Heartbeat() time.Duration {
+	if m.HeartbeatInterval > 0 {
+		return m.HeartbeatInterval
+	}
+	return DefaultHeartbeatInterval
+}
+
+// Check reports what Apache Kafka or the clients would refuse.
+func (m Membership) Check() error {
+	var errs []error
+	if m.SessionTimeout < 0 || m.SessionTimeout%time.Millisecond != 0 {
+		errs = append(errs, fmt.Errorf("session timeout %v: want a positive whole number of milliseconds", m.SessionTimeout))
+	}
+	if m.HeartbeatInterval < 0 || m.HeartbeatInterval%time.Millisecond != 0 {
+		errs = append(errs, fmt.Errorf("heartbeat interval %v: want a positive whole number of milliseconds", m.HeartbeatInterval))
+	}
+	if h, s := m.Heartbeat(), m.Session(); h >= s {
+		errs = append(errs, fmt.Errorf("heartbeat interval %v: want less than the session timeout %v", h, s))
+	}
+	if id := m.InstanceID; id != "" {
+		if len(id) > 249 || id == "." || id == ".." || strings.IndexFunc(id, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-')
+		}) >= 0 {
+			errs = append(errs, fmt.Errorf("instance id %q: want at most 249 of a-z A-Z 0-9 . _ - (and not . or ..)", id))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // ParseBrokers splits a comma-separated broker list and checks each entry is
@@ -46,6 +112,16 @@ func ParseBrokers(s string) ([]string, error) {
 		return nil, errors.New("no broker address given")
 	}
 	return brokers, nil
+}
+
+// LogSarama sends the log of every sarama client in the process (sarama's
+// Logger is global: group joins, rebalances, fetches) to l at debug level,
+// if l logs at debug level; that is where the table stage's rebalances
+// show their steps.
+func LogSarama(l *slog.Logger) {
+	if l.Enabled(context.Background(), slog.LevelDebug) {
+		sarama.Logger = gokaLogger{l, "sarama"}
+	}
 }
 
 // ClientID is the Kafka client id of picstats' clients (goka adds its own
@@ -76,8 +152,18 @@ func (c Config) Sarama() *sarama.Config {
 	// failing the processor.
 	cfg.Producer.Retry.Max = 30
 	cfg.Producer.Retry.Backoff = 500 * time.Millisecond
+	// The table stage's group (Membership). Its rebalances are eager: every
+	// member stops every partition until the new assignment, and the
+	// others join at most a heartbeat late, so heartbeats are frequent.
 	// A SIGTERM during JoinGroup waits for the rebalance timeout.
-	cfg.Consumer.Group.Rebalance.Timeout = 10 * time.Second
+	cfg.Consumer.Group.Session.Timeout = c.Membership.Session()
+	cfg.Consumer.Group.Heartbeat.Interval = c.Membership.Heartbeat()
+	cfg.Consumer.Group.Rebalance.Timeout = c.Membership.Session()
+	// A JoinGroup or SyncGroup answered "rebalance in progress" (another
+	// member joined meanwhile) is retried after this, 2 s by default.
+	cfg.Consumer.Group.Rebalance.Retry.Backoff = 100 * time.Millisecond
+	// Static membership needs JoinGroup v5, protocol 2.3: the version above.
+	cfg.Consumer.Group.InstanceId = c.Membership.InstanceID
 	cfg.Metadata.Retry.Backoff = 100 * time.Millisecond
 	return cfg
 }
@@ -138,7 +224,7 @@ func (c Config) ProcessorOptions() []goka.ProcessorOption {
 		goka.WithProducerBuilder(c.ProducerBuilder()),
 		goka.WithTopicManagerBuilder(c.topicManager()),
 		goka.WithStorageBuilder(storage.MemoryBuilder()),
-		goka.WithLogger(gokaLogger{c.logger()}),
+		goka.WithLogger(gokaLogger{l: c.logger()}),
 	}
 }
 
@@ -148,7 +234,7 @@ func (c Config) ViewOptions() []goka.ViewOption {
 		goka.WithViewConsumerSaramaBuilder(c.consumerBuilder()),
 		goka.WithViewTopicManagerBuilder(c.topicManager()),
 		goka.WithViewStorageBuilder(storage.MemoryBuilder()),
-		goka.WithViewLogger(gokaLogger{c.logger()}),
+		goka.WithViewLogger(gokaLogger{l: c.logger()}),
 		goka.WithViewAutoReconnect(),
 		// goka's default backoff after a failed load grows in steps of 10 s
 		// up to 2 min, and the partition stays Running meanwhile: a
@@ -174,8 +260,13 @@ func (c Config) Client(opts ...kgo.Opt) (*kgo.Client, error) {
 
 // gokaLogger sends goka's chatter to slog at debug level; goka reports the
 // errors that matter through the return values of Run.
-type gokaLogger struct{ l *slog.Logger }
+type gokaLogger struct {
+	l    *slog.Logger
+	from string // "": goka
+}
 
-func (g gokaLogger) Print(v ...any)                 { g.l.Debug(strings.TrimSpace(fmt.Sprint(v...)), "from", "goka") }
+func (g gokaLogger) Print(v ...any) {
+	g.l.Debug(strings.TrimSpace(fmt.Sprint(v...)), "from", cmp.Or(g.from, "goka"))
+}
 func (g gokaLogger) Println(v ...any)               { g.Print(v...) }
 func (g gokaLogger) Printf(format string, v ...any) { g.Print(fmt.Sprintf(format, v...)) }

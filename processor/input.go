@@ -46,7 +46,7 @@ func (p *Processor) runInput(ctx context.Context, c cluster.Config, producer gok
 		commit: commits.request,
 		fail:   fail,
 	}, p.metrics, p.logger)
-	cl, err := c.Client(append(p.metrics.kgoHooks("kafka_input"),
+	opts := append(p.metrics.kgoHooks("kafka_input"),
 		kgo.ConsumerGroup(c.Names.InputGroup()),
 		kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -58,8 +58,14 @@ func (p *Processor) runInput(ctx context.Context, c cluster.Config, producer gok
 		kgo.ProducerLinger(5*time.Millisecond),
 		kgo.RecordDeliveryTimeout(time.Minute), // then fail, as the snapshot producer does
 		kgo.BlockRebalanceOnPoll(),             // assignments change only between polls
-		kgo.SessionTimeout(10*time.Second),
-		kgo.RebalanceTimeout(10*time.Second), // a rebalance waits this long for members that died
+		// Cooperative (franz-go's default, named here because the batcher
+		// relies on it only through the callbacks below): a rebalance
+		// revokes only the partitions that move, and the others go on
+		// being read. README, "What is guaranteed", says why that is exact.
+		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		kgo.SessionTimeout(c.Membership.Session()),
+		kgo.HeartbeatInterval(c.Membership.Heartbeat()), // the others join a rebalance at most this late
+		kgo.RebalanceTimeout(c.Membership.Session()),    // a rebalance waits this long for members that died
 		kgo.OnPartitionsAssigned(func(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
 			committed := committedOffsets(ctx, cl, c.Names.InputGroup(), topic, assigned[topic])
 			p.metrics.assigned(committed, partitionBounds(ctx, cl, topic, assigned[topic]))
@@ -78,7 +84,11 @@ func (p *Processor) runInput(ctx context.Context, c cluster.Config, producer gok
 			p.metrics.revoked(lost[topic])
 			commits.forget(lost[topic])
 		}),
-	)...)
+	)
+	if id := c.Membership.InstanceID; id != "" {
+		opts = append(opts, kgo.InstanceID(id))
+	}
+	cl, err := c.Client(opts...)
 	if err != nil {
 		producer.Close()
 		return err

@@ -29,12 +29,14 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
 	gokacodec "github.com/lovoo/goka/codec"
 	"github.com/lovoo/goka/storage"
+	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/picstats/picstats/cluster"
 	"github.com/picstats/picstats/codec"
@@ -205,16 +207,30 @@ func (p *Processor) Run(ctx context.Context, c cluster.Config) error {
 	// what it returns is no news: goka, stopped while it waits for its
 	// tables at start, says "context closed while waiting for startup
 	// tables", which made a Ctrl-C right after start exit with status 1.
-	stage := func(run func() error) error {
+	var stoppedAt atomic.Int64 // when ctx was done, for the log
+	context.AfterFunc(ctx, func() { stoppedAt.Store(time.Now().UnixNano()) })
+	// A static member leaves each group as soon as its stage has stopped
+	// (leaveGroup).
+	stage := func(name, group string, run func() error) error {
 		err := run()
 		if ctx.Err() != nil {
 			err = nil
 		}
 		cancel(nil)
+		p.logger.Debug("stage stopped", "stage", name, "after", time.Since(time.Unix(0, stoppedAt.Load())).Round(time.Millisecond).String())
+		if id := c.Membership.InstanceID; id != "" {
+			p.leaveGroup(c, group, id)
+		}
 		return err
 	}
-	go func() { defer wg.Done(); tableErr = stage(func() error { return table.Run(ctx) }) }()
-	go func() { defer wg.Done(); inputErr = stage(func() error { return p.runInput(ctx, c, producer, fail) }) }()
+	go func() {
+		defer wg.Done()
+		tableErr = stage("table", string(c.Names.Group), func() error { return table.Run(ctx) })
+	}()
+	go func() {
+		defer wg.Done()
+		inputErr = stage("input", c.Names.InputGroup(), func() error { return p.runInput(ctx, c, producer, fail) })
+	}()
 	wg.Wait()
 
 	if cause := context.Cause(ctx); errors.Is(cause, errBatcherFailed) {
@@ -224,6 +240,29 @@ func (p *Processor) Run(ctx context.Context, c cluster.Config) error {
 		return fmt.Errorf("processor: %w", err)
 	}
 	return nil
+}
+
+// leaveGroup takes the static member id out of group. Closing a client
+// that has a group.instance.id does not leave its group, so that a
+// processor restarted with the same id gets its partitions back without a
+// rebalance; one that stops (SIGTERM, or a failure) hands them over now
+// rather than after the session timeout. A SIGKILLed one does not get
+// here, and its restart rejoins without a rebalance.
+func (p *Processor) leaveGroup(c cluster.Config, group, id string) {
+	cl, err := c.Client()
+	if err == nil {
+		defer cl.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		var resp kadm.LeaveGroupResponses
+		resp, err = kadm.NewClient(cl).LeaveGroup(ctx, kadm.LeaveGroup(group).InstanceIDs(id).Reason("picstats processor stopping"))
+		if err == nil {
+			err = resp.Error()
+		}
+	}
+	if err != nil {
+		p.logger.Warn("leaving a consumer group", "group", group, "instance_id", id, "err", err)
+	}
 }
 
 // recoverValue is the table stage's update callback (goka.WithUpdateCallback),
