@@ -57,6 +57,7 @@ type Processor struct {
 	batcher  *batcher
 	decoders decoders
 	decoded  table.Decoded // the table stage's decoded closed aggregates
+	tables   tableStores   // the table stage's copies of the group table, kept across its sessions
 	hook     InputHook
 	metrics  *Metrics
 	health   health
@@ -180,7 +181,8 @@ func (p *Processor) Run(ctx context.Context, c cluster.Config) error {
 		}
 		return &sessionLoop{ConsumerGroup: cg, logger: p.logger}, nil
 	}
-	opts := append(c.ProcessorOptions(), goka.WithConsumerGroupBuilder(groupBuilder), goka.WithUpdateCallback(p.recoverValue))
+	opts := append(c.ProcessorOptions(), goka.WithConsumerGroupBuilder(groupBuilder), goka.WithUpdateCallback(p.recoverValue),
+		goka.WithStorageBuilder(p.tables.builder))
 	table, err := goka.NewProcessor(c.Brokers, p.Graph(), opts...)
 	if err != nil {
 		producer.Close()
@@ -282,7 +284,13 @@ func (p *Processor) recoverValue(ctx goka.UpdateContext, st storage.Storage, key
 	if behind {
 		p.metrics.recoveredBehind.Inc()
 	}
-	return goka.DefaultUpdate(ctx, st, key, keep)
+	if err := goka.DefaultUpdate(ctx, st, key, keep); err != nil {
+		return err
+	}
+	if k := p.tables.of(string(ctx.Topic()), ctx.Partition()); k != nil {
+		k.recovering(ctx.Offset())
+	}
+	return nil
 }
 
 func bytesOf(msg any) []byte {
