@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/picstats/picstats/cluster"
 	"github.com/picstats/picstats/datafeed"
 	"github.com/picstats/picstats/stats"
 )
@@ -20,9 +21,11 @@ import (
 var roleFlagNames = map[string][]string{
 	"all": {"log-level", "log-format", "brokers", "topic-prefix", "partitions", "replication", "embedded-port",
 		"stats", "addr", "max-conns", "stale-after", "wedged-after", "allowed-origins", "images",
-		"rate", "count", "key", "batch-size", "snapshot-interval", "metrics-addr", "windows", "window-snapshot-interval"},
+		"rate", "count", "key", "batch-size", "snapshot-interval", "metrics-addr", "windows", "window-snapshot-interval",
+		"session-timeout", "heartbeat-interval", "instance-id"},
 	"processor": {"log-level", "log-format", "brokers", "topic-prefix", "partitions", "replication",
-		"stats", "batch-size", "snapshot-interval", "metrics-addr", "windows", "window-snapshot-interval"},
+		"stats", "batch-size", "snapshot-interval", "metrics-addr", "windows", "window-snapshot-interval",
+		"session-timeout", "heartbeat-interval", "instance-id"},
 	"api": {"log-level", "log-format", "brokers", "topic-prefix",
 		"stats", "windows", "addr", "max-conns", "stale-after", "wedged-after", "allowed-origins", "images"},
 	"datafeed": {"log-level", "log-format", "brokers", "topic-prefix", "partitions", "replication",
@@ -38,6 +41,7 @@ var validValue = map[string]string{
 	"stale-after": "1s", "wedged-after": "1s", "allowed-origins": "*", "images": "images", "rate": "5",
 	"count": "5", "key": "picture_id", "batch-size": "7", "snapshot-interval": "1s", "topic": "stats", "windows": "1h=24h", "window-snapshot-interval": "2s",
 	"from-beginning": "false", "url": "http://h:1/", "timeout": "1s", "metrics-addr": ":9100",
+	"session-timeout": "6s", "heartbeat-interval": "1s", "instance-id": "p-1",
 }
 
 var helpFlag = regexp.MustCompile(`(?m)^  -([a-z-]+)`)
@@ -152,6 +156,7 @@ func TestRolesParseValidValues(t *testing.T) {
 			expect(t, "stale after", o.staleAfter, 3*time.Second)
 			expect(t, "wedged after", o.wedgedAfter, 30*time.Second)
 			expect(t, "metrics addr (none)", o.metricsAddr, "")
+			expect(t, "membership (the defaults)", o.cluster.Membership, cluster.Membership{SessionTimeout: 10 * time.Second, HeartbeatInterval: 250 * time.Millisecond})
 		}},
 		{"all", "", []string{"all", "--brokers", "a:1,b:2", "--topic-prefix", "x.", "--partitions", "8", "--replication", "3",
 			"--embedded-port", "19192", "--stats", "count,min_weight", "--addr", "127.0.0.1:0", "--max-conns", "9",
@@ -179,7 +184,9 @@ func TestRolesParseValidValues(t *testing.T) {
 			expect(t, "cluster logger", o.cluster.Logger, o.logger)
 		}},
 		{"processor", "env:9092", []string{"processor", "--topic-prefix", "x.", "--partitions", "2", "--replication", "3",
-			"--stats", "all,-count", "--batch-size", "5", "--snapshot-interval", "1s", "--metrics-addr", ":9100"}, func(t *testing.T, o *options) {
+			"--stats", "all,-count", "--batch-size", "5", "--snapshot-interval", "1s", "--metrics-addr", ":9100",
+			"--session-timeout", "6s", "--heartbeat-interval", "500ms", "--instance-id", "proc-1.a_b"}, func(t *testing.T, o *options) {
+			expect(t, "membership", o.cluster.Membership, cluster.Membership{SessionTimeout: 6 * time.Second, HeartbeatInterval: 500 * time.Millisecond, InstanceID: "proc-1.a_b"})
 			expect(t, "metrics addr", o.metricsAddr, ":9100")
 			expect(t, "brokers from $KAFKA_BROKER", strings.Join(o.cluster.Brokers, ","), "env:9092")
 			expect(t, "picture topic", string(o.cluster.Names.Pictures), "x.picture")
@@ -303,8 +310,8 @@ func TestREADMEFlagTableIsExact(t *testing.T) {
 	}
 }
 
-// TestBadWindowFlagsSayWhatToFix: a bad --windows or
-// --window-snapshot-interval stops picstats with exit status 2 and a
+// TestBadWindowFlagsSayWhatToFix: a bad --windows,
+// --window-snapshot-interval or group membership flag stops picstats with exit status 2 and a
 // message naming the flag and what it wants.
 func TestBadWindowFlagsSayWhatToFix(t *testing.T) {
 	t.Setenv("KAFKA_BROKER", "h:1")
@@ -318,6 +325,10 @@ func TestBadWindowFlagsSayWhatToFix(t *testing.T) {
 		{[]string{"api", "--windows", "0s=1h"}, "at least 1s"},
 		{[]string{"all", "--windows", "1d=xd"}, "whole number of days"},
 		{[]string{"processor", "--window-snapshot-interval", "2ms"}, "want at least --snapshot-interval"},
+		{[]string{"processor", "--session-timeout", "1s", "--heartbeat-interval", "1s"}, "want less than the session timeout"},
+		{[]string{"all", "--heartbeat-interval", "-1s"}, "heartbeat interval -1s"},
+		{[]string{"processor", "--session-timeout", "1500us"}, "whole number of milliseconds"},
+		{[]string{"processor", "--instance-id", "a/b"}, `instance id "a/b"`},
 	} {
 		var stderr bytes.Buffer
 		code := run(append(c.args, "--log-level=error"), io.Discard, &stderr)
