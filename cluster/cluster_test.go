@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 
@@ -86,5 +87,44 @@ func TestEnsureTopicsIsIdempotent(t *testing.T) {
 		if policy != want {
 			t.Errorf("topic %s cleanup.policy = %s, want %s", topic, policy, want)
 		}
+	}
+}
+
+// The membership reaches the table stage's sarama group config, which
+// sarama must accept (static membership needs the pinned protocol 2.3);
+// the zero value means the defaults.
+func TestMembershipReachesTheSaramaGroup(t *testing.T) {
+	for _, tt := range []struct {
+		m                  cluster.Membership
+		session, heartbeat time.Duration
+		instance           string
+	}{
+		{cluster.Membership{}, cluster.DefaultSessionTimeout, cluster.DefaultHeartbeatInterval, ""},
+		{cluster.Membership{SessionTimeout: 7 * time.Second, HeartbeatInterval: 300 * time.Millisecond, InstanceID: "proc-1"}, 7 * time.Second, 300 * time.Millisecond, "proc-1"},
+	} {
+		cfg := cluster.Config{Membership: tt.m}.Sarama()
+		g := cfg.Consumer.Group
+		if g.Session.Timeout != tt.session || g.Rebalance.Timeout != tt.session || g.Heartbeat.Interval != tt.heartbeat || g.InstanceId != tt.instance {
+			t.Errorf("%+v: session %v, rebalance %v, heartbeat %v, instance %q", tt.m, g.Session.Timeout, g.Rebalance.Timeout, g.Heartbeat.Interval, g.InstanceId)
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("%+v: sarama refuses the config: %v", tt.m, err)
+		}
+	}
+	for _, bad := range []cluster.Membership{
+		{SessionTimeout: time.Second, HeartbeatInterval: time.Second},
+		{HeartbeatInterval: 11 * time.Second},
+		{SessionTimeout: -time.Second},
+		{SessionTimeout: 1500 * time.Microsecond},
+		{InstanceID: "a b"},
+		{InstanceID: ".."},
+		{InstanceID: strings.Repeat("x", 250)},
+	} {
+		if bad.Check() == nil {
+			t.Errorf("%+v: accepted", bad)
+		}
+	}
+	if err := (cluster.Membership{InstanceID: strings.Repeat("x", 249)}).Check(); err != nil {
+		t.Errorf("a 249-character id: %v", err)
 	}
 }
