@@ -14,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/picstats/picstats/cluster"
 	"github.com/picstats/picstats/internal/testkafka"
 )
 
@@ -35,9 +36,9 @@ const (
 	soakMaxWait     = 2 * time.Second        // no request may wait longer
 	soakFaultMin    = 30 * time.Second       // faults come every 30-60 s
 	soakFaultMax    = 60 * time.Second
-	soakSession     = 10 * time.Second // session timeout of both consumer groups of a processor
-	soakPauseExtra  = 5 * time.Second  // a SIGSTOP lasts the session timeout plus 5-10 s
-	soakStaleWindow = 5 * time.Second  // item 2 of issue 13: /readyz may be this late
+	soakSession     = cluster.DefaultSessionTimeout // session timeout of both consumer groups of a processor (--session-timeout)
+	soakPauseExtra  = 5 * time.Second               // a SIGSTOP lasts the session timeout plus 5-10 s
+	soakStaleWindow = 5 * time.Second               // item 2 of issue 13: /readyz may be this late
 	soakCurrentLag  = 250 * time.Millisecond
 	soakMaxGap      = 300 * time.Millisecond // the densest gap the judge accepts as observed throughout
 )
