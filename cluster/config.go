@@ -159,6 +159,12 @@ func (c Config) Sarama() *sarama.Config {
 	cfg.Consumer.Group.Session.Timeout = c.Membership.Session()
 	cfg.Consumer.Group.Heartbeat.Interval = c.Membership.Heartbeat()
 	cfg.Consumer.Group.Rebalance.Timeout = c.Membership.Session()
+	// A fetch that finds nothing new waits this long at the broker (sarama's
+	// default: 500 ms), and a consumer closing or dropping a partition
+	// waits for it: at every rebalance of the table stage, once in the
+	// member that leaves and once in each that stays (seen in the debug
+	// log as "closed dead subscription" 0.5 s after the session ended).
+	cfg.Consumer.MaxWaitTime = 100 * time.Millisecond
 	// A JoinGroup or SyncGroup answered "rebalance in progress" (another
 	// member joined meanwhile) is retried after this, 2 s by default.
 	cfg.Consumer.Group.Rebalance.Retry.Backoff = 100 * time.Millisecond
