@@ -17,7 +17,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/picstats/picstats/cluster"
@@ -220,13 +219,8 @@ func settled(t *testing.T, cfg cluster.Config) {
 	if testkafka.Real() {
 		return
 	}
-	cl, err := cfg.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	groups := []string{cfg.Names.InputGroup(), string(cfg.Names.Group)}
+	adm, groups, closeAdm := groupAdmin(t, cfg)
+	defer closeAdm()
 	deadline := time.Now().Add(time.Minute)
 	for {
 		described, err := adm.DescribeGroups(context.Background(), groups...)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 
+	"github.com/picstats/picstats/cluster"
 	"github.com/picstats/picstats/internal/testkafka"
 )
 
@@ -45,6 +46,17 @@ func (w *lineWatch) count(text string) int {
 	return w.seen[text]
 }
 
+// groupAdmin returns an admin client for cfg's cluster, the processor's
+// two consumer groups (input, table) and what closes the client.
+func groupAdmin(t *testing.T, cfg cluster.Config) (*kadm.Client, []string, func()) {
+	t.Helper()
+	cl, err := cfg.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kadm.NewClient(cl), []string{cfg.Names.InputGroup(), string(cfg.Names.Group)}, cl.Close
+}
+
 // TestStaticMemberRejoinsWithoutARebalance SIGKILLs one of two processors
 // started with --instance-id and restarts it at once with the same id: it
 // must get its partitions back in both consumer groups without a
@@ -73,13 +85,8 @@ func TestStaticMemberRejoinsWithoutARebalance(t *testing.T) {
 		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 		return cmd, w
 	}
-	cl, err := cfg.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	groups := []string{cfg.Names.InputGroup(), string(cfg.Names.Group)}
+	adm, groups, closeAdm := groupAdmin(t, cfg)
+	defer closeAdm()
 	// members returns each group's member id of every instance id, once
 	// both groups are stable.
 	members := func() (map[string]map[string]string, error) {
