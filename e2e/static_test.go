@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/picstats/picstats/cluster"
+	"github.com/picstats/picstats/internal/await"
 	"github.com/picstats/picstats/internal/testkafka"
 )
 
@@ -110,14 +111,9 @@ func TestStaticMemberRejoinsWithoutARebalance(t *testing.T) {
 		}
 		return out, nil
 	}
-	var last error // why the last check failed
 	waitFor := func(what string, ok func() bool) {
 		t.Helper()
-		for deadline := time.Now().Add(2 * time.Minute); !ok(); time.Sleep(50 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: not within 2 minutes (%v)", what, last)
-			}
-		}
+		await.True(t, 2*time.Minute, what, ok)
 	}
 
 	a, aLog := start("a")
