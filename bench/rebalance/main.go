@@ -354,7 +354,7 @@ func (rn *runner) do(ctx context.Context) ([]result, error) {
 // measure runs event (which returns the marker of a processor it started,
 // if any, and the moment it happened) and watches the count for window.
 func (rn *runner) measure(ctx context.Context, name string, window time.Duration, event func() (*benchkit.Marker, time.Time, error)) (result, error) {
-	res := result{run: rn.run, event: name, load: loadavg()}
+	res := result{run: rn.run, event: name, load: benchkit.LoadAvg()}
 	before := rn.assignments()
 	m, at, err := event()
 	if err != nil {
@@ -470,14 +470,6 @@ func longestStall(samples []sample, from, to time.Time) time.Duration {
 		longest, last = max(longest, s.at.Sub(last)), s.at
 	}
 	return max(longest, to.Sub(last))
-}
-
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
-		return strings.Join(f[:3], " ")
-	}
-	return "?"
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

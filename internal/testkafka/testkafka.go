@@ -142,8 +142,7 @@ func runScript(t testing.TB, name string, args ...string) string {
 // scripts/kafka-cluster runs for one test, on free ports in a temporary
 // folder. Its brokers' node ids are 1 to N, as in Kafka's metadata.
 type Cluster struct {
-	dir   string
-	nodes int
+	dir string
 }
 
 // StartCluster starts a cluster of n brokers (each also a KRaft
@@ -153,7 +152,7 @@ type Cluster struct {
 // fetch.
 func StartCluster(t testing.TB, n int) (cluster.Config, *Cluster) {
 	t.Helper()
-	c := &Cluster{dir: t.TempDir(), nodes: n}
+	c := &Cluster{dir: t.TempDir()}
 	t.Cleanup(func() {
 		// SIGKILL: the data goes with the test, and a graceful stop of a
 		// cluster that lost a broker waits 30 s for a quorum.
@@ -193,13 +192,6 @@ func (c *Cluster) Kill(t testing.TB, id int32) {
 func (c *Cluster) Restart(t testing.TB, id int32) {
 	t.Helper()
 	runScript(t, "kafka-cluster", "restart", strconv.Itoa(int(id)), "--dir", c.dir)
-}
-
-// Log returns the last lines of broker id's log.
-func (c *Cluster) Log(id int32, lines int) string {
-	b, _ := os.ReadFile(filepath.Join(c.dir, fmt.Sprintf("node-%d", id), "broker.log"))
-	all := strings.Split(strings.TrimSpace(string(b)), "\n")
-	return strings.Join(all[max(0, len(all)-lines):], "\n")
 }
 
 func config(t testing.TB, brokers []string, real bool) cluster.Config {

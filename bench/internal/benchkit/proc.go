@@ -80,9 +80,19 @@ func SelfCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// LoadAvg is the machine's load average over 1, 5 and 15 minutes, "?"
+// where /proc/loadavg cannot be read.
+func LoadAvg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "?"
+}
+
 // Machine describes the machine, its load and the Go toolchain in one line.
 func Machine() string {
-	mem, model, load := "?", "?", "?"
+	mem, model, load := "?", "?", LoadAvg()
 	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
 		mem = strings.Join(strings.Fields(strings.SplitN(string(b), "\n", 2)[0])[1:], " ")
 	}
@@ -92,9 +102,6 @@ func Machine() string {
 			model, _, _ = strings.Cut(v, "\n")
 			model = strings.TrimSpace(model)
 		}
-	}
-	if b, _ := os.ReadFile("/proc/loadavg"); len(strings.Fields(string(b))) >= 3 {
-		load = strings.Join(strings.Fields(string(b))[:3], " ")
 	}
 	gv := runtime.Version()
 	if b, err := exec.Command("go", "version").Output(); err == nil {
