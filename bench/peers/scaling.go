@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"math"
 	"slices"
 	"strconv"
 
@@ -37,14 +36,14 @@ func (e *env) scaling(ctx context.Context, n int) error {
 			r.finish("bare", b.n, i)
 			rs = append(rs, r)
 		}
-		base := math.NaN()
-		for _, p := range e.o.processors {
+		var base float64 // the first number of processes' rate
+		for j, p := range e.o.processors {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			r := e.awaitProcessors(ctx, b, p, i)
 			r.finish(strconv.Itoa(p), b.n, i)
-			if math.IsNaN(base) && p == e.o.processors[0] {
+			if j == 0 {
 				base = r.rate
 			}
 			r.ratio = r.rate / base
