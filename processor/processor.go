@@ -29,7 +29,6 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -209,8 +208,6 @@ func (p *Processor) Run(ctx context.Context, c cluster.Config) error {
 	// what it returns is no news: goka, stopped while it waits for its
 	// tables at start, says "context closed while waiting for startup
 	// tables", which made a Ctrl-C right after start exit with status 1.
-	var stoppedAt atomic.Int64 // when ctx was done, for the log
-	context.AfterFunc(ctx, func() { stoppedAt.Store(time.Now().UnixNano()) })
 	// A static member leaves each group as soon as its stage has stopped
 	// (leaveGroup).
 	stage := func(name, group string, run func() error) error {
@@ -219,7 +216,7 @@ func (p *Processor) Run(ctx context.Context, c cluster.Config) error {
 			err = nil
 		}
 		cancel(nil)
-		p.logger.Debug("stage stopped", "stage", name, "after", time.Since(time.Unix(0, stoppedAt.Load())).Round(time.Millisecond).String())
+		p.logger.Debug("stage stopped", "stage", name) // its time stamp, against when the signal was sent, says how long stopping took
 		if id := c.Membership.InstanceID; id != "" {
 			p.leaveGroup(c, group, id)
 		}
